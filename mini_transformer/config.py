@@ -1,0 +1,101 @@
+"""The hyperparameters of a transformer, validated on construction.
+
+Symbols follow Phuong & Hutter (2022), Appendix B (list of notation):
+
+=============  ==============  ============================================================
+code           paper           meaning
+=============  ==============  ============================================================
+vocab_size     N_V             number of token ids; ids live in ``[0, vocab_size)``
+max_len        ℓ_max           longest sequence the positional embedding covers
+d_model        d_e             width of the residual stream (embedding size)
+n_layers       L (L_enc)       number of layers (for EDTransformer: encoder layers)
+n_dec_layers   L_dec           decoder layers of EDTransformer (default: ``n_layers``)
+n_heads        H               attention heads per layer
+d_head         d_attn = d_mid  query/key/value size of one head: ``d_model // n_heads``
+d_mlp          d_mlp           hidden width of the MLP (default ``4 * d_model``)
+d_final        d_f             width of ETransformer's final projection W_f (default d_e)
+=============  ==============  ============================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+ACTIVATIONS = ("gelu", "relu")
+POSITIONAL = ("learned", "sinusoidal")
+
+
+def _check_int(name: str, value, minimum: int = 1) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """Sizes and options of a transformer (Phuong & Hutter's hyperparameters).
+
+    Raises ``TypeError``/``ValueError`` naming the offending field on bad input, e.g.
+    ``n_heads`` that does not divide ``d_model``.
+    """
+
+    vocab_size: int
+    max_len: int
+    d_model: int = 64
+    n_layers: int = 2
+    n_heads: int = 4
+    d_mlp: int | None = None
+    n_dec_layers: int | None = None
+    d_final: int | None = None
+    activation: str | None = None  # None: the algorithm's own (ReLU for Alg. 8, GELU for 9 and 10)
+    positional: str = "learned"
+    layer_norm_eps: float = 1e-5  # not in the paper; see Algorithm 6
+
+    def __post_init__(self) -> None:
+        for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
+            _check_int(name, getattr(self, name))
+        for name in ("d_mlp", "n_dec_layers", "d_final"):
+            if getattr(self, name) is not None:
+                _check_int(name, getattr(self, name))
+        if self.d_model % self.n_heads != 0:
+            raise ValueError(
+                f"n_heads must divide d_model: d_model={self.d_model} is not a multiple of "
+                f"n_heads={self.n_heads}"
+            )
+        if self.activation is not None and self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS} or None, got {self.activation!r}")
+        if self.positional not in POSITIONAL:
+            raise ValueError(f"positional must be one of {POSITIONAL}, got {self.positional!r}")
+        if not isinstance(self.layer_norm_eps, (int, float)) or isinstance(self.layer_norm_eps, bool):
+            raise TypeError(f"layer_norm_eps must be a float, got {type(self.layer_norm_eps).__name__}")
+        if self.layer_norm_eps < 0:
+            raise ValueError(f"layer_norm_eps must be >= 0, got {self.layer_norm_eps}")
+
+    @property
+    def d_head(self) -> int:
+        """d_attn = d_mid: the size of one head's queries, keys and values."""
+        return self.d_model // self.n_heads
+
+    @property
+    def mlp_width(self) -> int:
+        return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
+
+    @property
+    def dec_layers(self) -> int:
+        return self.n_dec_layers if self.n_dec_layers is not None else self.n_layers
+
+    @property
+    def final_width(self) -> int:
+        return self.d_final if self.d_final is not None else self.d_model
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "TransformerConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"config has unknown fields {sorted(unknown)}; expected a subset of {sorted(known)}")
+        return cls(**values)

@@ -1,0 +1,260 @@
+"""Algorithms 8–10 of Phuong & Hutter (2022): the three transformer architectures.
+
+* :class:`EDTransformer` (Algorithm 8): encoder–decoder, post-LN, ReLU, no final layer norm.
+* :class:`ETransformer` (Algorithm 9): encoder-only (BERT), post-LN, GELU, final projection W_f.
+* :class:`DTransformer` (Algorithm 10): decoder-only (GPT), pre-LN, GELU, final layer norm; it can
+  return a :class:`ResidualTrace` of every state of the residual stream.
+
+Every ``forward`` returns **logits** ``(batch, ℓ, N_V)``; the paper's P is ``logits.softmax(-1)``.
+Shapes follow the row convention of :mod:`mini_transformer.algorithms`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .algorithms import (
+    MLP,
+    LayerNorm,
+    MHAttention,
+    PositionalEmbedding,
+    TokenEmbedding,
+    Unembedding,
+    attention_mask,
+)
+from .config import TransformerConfig
+from .validation import check_tokens
+
+SUBLAYERS = ("attn", "mlp")
+
+
+class _Embedding(nn.Module):
+    """Lines 1–3 shared by Algorithms 8–10: e_t ← W_e[:, x[t]] + W_p[:, t]; X ← [e_1, …, e_ℓ]."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = config
+        self.token = TokenEmbedding(config.vocab_size, config.d_model)
+        self.position = PositionalEmbedding(config.max_len, config.d_model, config.positional)
+
+    def forward(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
+        x = check_tokens(x, name=name, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
+        return self.token(x) + self.position(x.shape[1])
+
+
+def _check_config(config) -> TransformerConfig:
+    if not isinstance(config, TransformerConfig):
+        raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
+    return config
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm 10: DTransformer, with the residual trace
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class ResidualTrace:
+    """Every state of a DTransformer's residual stream, for one forward pass.
+
+    ``states[0]`` is X_0 (token + position embeddings); ``states[2l−1]`` is the stream after layer
+    l's attention update and ``states[2l]`` after its MLP update (l = 1…L, as in the paper), each
+    ``(batch, ℓ, d_e)``. ``patterns[l−1]`` is layer l's attention ``(batch, H, ℓ, ℓ)``.
+    The tensors are part of the autograd graph, so gradients with respect to them can be taken.
+
+    Index it as ``trace[0]`` or ``trace["embed"]`` (X_0), or ``trace[l, "attn"]`` and
+    ``trace[l, "mlp"]``; ``trace.layer(l)`` is X_l, the stream after all of layer l.
+    """
+
+    states: list[torch.Tensor]
+    patterns: list[torch.Tensor]
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.patterns)
+
+    @property
+    def names(self) -> list[str]:
+        """Labels of ``states`` in order: ``["X0", "L1.attn", "L1.mlp", …]``."""
+        return ["X0"] + [f"L{l}.{part}" for l in range(1, self.n_layers + 1) for part in SUBLAYERS]
+
+    def index(self, key) -> int:
+        """The position in ``states`` of ``0``/``"embed"`` or ``(layer, "attn" | "mlp")``."""
+        if key == 0 or key == "embed":
+            return 0
+        if not (isinstance(key, tuple) and len(key) == 2):
+            raise KeyError(f"trace key must be 0, 'embed' or (layer, 'attn'|'mlp'), got {key!r}")
+        layer, part = key
+        if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= self.n_layers:
+            raise KeyError(f"layer must be an int in 1..{self.n_layers}, got {layer!r}")
+        if part not in SUBLAYERS:
+            raise KeyError(f"sublayer must be one of {SUBLAYERS}, got {part!r}")
+        return 2 * layer - 1 + SUBLAYERS.index(part)
+
+    def __getitem__(self, key) -> torch.Tensor:
+        return self.states[self.index(key)]
+
+    def layer(self, l: int) -> torch.Tensor:
+        """X_l: the residual stream after layer l (X_0 for l = 0)."""
+        return self.states[0] if l == 0 else self[l, "mlp"]
+
+    def stack(self) -> torch.Tensor:
+        """All states as one tensor ``(2L+1, batch, ℓ, d_e)``."""
+        return torch.stack(self.states)
+
+
+class DecoderLayer(nn.Module):
+    """One iteration of Algorithm 10's loop (lines 5–8), pre-LN."""
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        d = config.d_model
+        self.ln_attn = LayerNorm(d, config.layer_norm_eps)  # γ_l^1, β_l^1
+        self.attn = MHAttention(d, config.n_heads, config.d_head)  # W_l
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)  # γ_l^2, β_l^2
+        self.mlp = MLP(d, config.mlp_width, config.activation or "gelu")  # W_mlp1^l, …, b_mlp2^l
+
+    def attn_update(self, X: torch.Tensor, mask: torch.Tensor):
+        """The attention update and pattern: MHAttention(layer_norm(X)) (lines 5–6, without the sum)."""
+        return self.attn(self.ln_attn(X), mask=mask)
+
+    def mlp_update(self, X: torch.Tensor) -> torch.Tensor:
+        """The MLP update: W_mlp2 GELU(W_mlp1 layer_norm(X) + b_mlp1) + b_mlp2 (lines 7–8)."""
+        return self.mlp(self.ln_mlp(X))
+
+
+class DTransformer(nn.Module):
+    """Algorithm 10: P ← DTransformer(x | θ), a decoder-only (GPT-style) transformer.
+
+    ``forward(x)`` takes token ids ``(batch, ℓ)`` or ``(ℓ,)`` with ℓ ≤ ℓ_max and returns logits
+    ``(batch, ℓ, N_V)``; row t predicts token t+1. ``forward(x, return_trace=True)`` returns
+    ``(logits, ResidualTrace)``.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = _check_config(config)
+        self.embedding = _Embedding(config)
+        self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
+        self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps)  # γ, β
+        self.unembedding = Unembedding(config.d_model, config.vocab_size)  # W_u
+
+    def forward(self, x: torch.Tensor, return_trace: bool = False):
+        X = self.embedding(x)  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
+        mask = attention_mask("causal", X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
+        states, patterns = [X], []
+        for layer in self.layers:  # line 4: for l = 1, …, L
+            update, pattern = layer.attn_update(X, mask)  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)
+            X = X + update  # line 6: X ← X + MHAttention(X̃ | W_l, Mask)
+            states.append(X)
+            patterns.append(pattern)
+            X = X + layer.mlp_update(X)  # lines 7–8: X ← X + W_mlp2 GELU(W_mlp1 X̃ + b_mlp1 1ᵀ) + b_mlp2 1ᵀ
+            states.append(X)
+        logits = self.unembedding(self.final_ln(X))  # lines 10–11: layer_norm, then W_u X
+        if return_trace:
+            return logits, ResidualTrace(states=states, patterns=patterns)
+        return logits
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm 9: ETransformer (BERT)
+# ---------------------------------------------------------------------------------------------
+class EncoderLayer(nn.Module):
+    """One iteration of the encoder loop of Algorithms 8 and 9 (post-LN)."""
+
+    def __init__(self, config: TransformerConfig, activation: str):
+        super().__init__()
+        d = config.d_model
+        self.attn = MHAttention(d, config.n_heads, config.d_head)
+        self.ln_attn = LayerNorm(d, config.layer_norm_eps)
+        self.mlp = MLP(d, config.mlp_width, activation)
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask("bidirectional", X.shape[1], device=X.device)
+        X = self.ln_attn(X + self.attn(X, mask=mask)[0])  # X ← X + MHAttention(X | W_l, Mask ≡ 1); layer_norm
+        return self.ln_mlp(X + self.mlp(X))  # X ← X + W_mlp2 act(W_mlp1 X + b) + b; layer_norm
+
+
+class ETransformer(nn.Module):
+    """Algorithm 9: P ← ETransformer(x | θ), an encoder-only (BERT-style) transformer.
+
+    Post-LN layers with bidirectional attention and GELU, then X ← GELU(W_f X + b_f 1ᵀ),
+    a final layer norm, and logits ``W_u X`` of shape ``(batch, ℓ, N_V)``.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = _check_config(config)
+        self.embedding = _Embedding(config)
+        self.layers = nn.ModuleList(EncoderLayer(config, config.activation or "gelu") for _ in range(config.n_layers))
+        d_f = config.final_width
+        self.W_f = nn.Parameter(torch.randn(d_f, config.d_model) * 0.02)
+        self.b_f = nn.Parameter(torch.zeros(d_f))
+        self.final_ln = LayerNorm(d_f, config.layer_norm_eps)
+        self.unembedding = Unembedding(d_f, config.vocab_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        X = self.embedding(x)  # lines 1–3
+        for layer in self.layers:  # lines 4–9
+            X = layer(X)
+        X = torch.nn.functional.gelu(X @ self.W_f.T + self.b_f)  # line 10: X ← GELU(W_f X + b_f 1ᵀ)
+        return self.unembedding(self.final_ln(X))  # lines 11–12: layer_norm; P = softmax(W_u X)
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm 8: EDTransformer (the original encoder–decoder transformer)
+# ---------------------------------------------------------------------------------------------
+class EDDecoderLayer(nn.Module):
+    """One iteration of Algorithm 8's decoder loop: causal self-attention, cross-attention, MLP."""
+
+    def __init__(self, config: TransformerConfig, activation: str):
+        super().__init__()
+        d = config.d_model
+        self.self_attn = MHAttention(d, config.n_heads, config.d_head)
+        self.ln_self = LayerNorm(d, config.layer_norm_eps)
+        self.cross_attn = MHAttention(d, config.n_heads, config.d_head)
+        self.ln_cross = LayerNorm(d, config.layer_norm_eps)
+        self.mlp = MLP(d, config.mlp_width, activation)
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)
+
+    def forward(self, X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
+        causal = attention_mask("causal", X.shape[1], device=X.device)
+        cross = attention_mask("bidirectional", X.shape[1], Z.shape[1], device=X.device)
+        X = self.ln_self(X + self.self_attn(X, mask=causal)[0])  # X ← X + MHAttention(X | W_l^dec, [[t ≤ t']]); LN
+        X = self.ln_cross(X + self.cross_attn(X, Z, mask=cross)[0])  # X ← X + MHAttention(X, Z | W_l^e/d, 1); LN
+        return self.ln_mlp(X + self.mlp(X))  # X ← X + W_mlp4 ReLU(W_mlp3 X + b) + b; LN
+
+
+class EDTransformer(nn.Module):
+    """Algorithm 8: P ← EDTransformer(z, x | θ), the encoder–decoder transformer.
+
+    ``forward(z, x)``: context ids ``z (batch, ℓ_z)``, primary ids ``x (batch, ℓ_x)``; returns logits
+    ``(batch, ℓ_x, N_V)``. Post-LN, ReLU, no final layer norm; W_e and W_p are shared by z and x,
+    as in the paper. ``config.n_layers`` is L_enc, ``config.dec_layers`` is L_dec.
+    """
+
+    def __init__(self, config: TransformerConfig):
+        super().__init__()
+        self.config = _check_config(config)
+        activation = config.activation or "relu"
+        self.embedding = _Embedding(config)
+        self.encoder = nn.ModuleList(EncoderLayer(config, activation) for _ in range(config.n_layers))
+        self.decoder = nn.ModuleList(EDDecoderLayer(config, activation) for _ in range(config.dec_layers))
+        self.unembedding = Unembedding(config.d_model, config.vocab_size)
+
+    def encode(self, z: torch.Tensor) -> torch.Tensor:
+        Z = self.embedding(z, name="z")  # lines 1–3: Z ← [W_e[:, z[t]] + W_p[:, t]]_t
+        for layer in self.encoder:  # lines 4–9: encoder layers, Mask ≡ 1
+            Z = layer(Z)
+        return Z
+
+    def forward(self, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        Z = self.encode(z)
+        X = self.embedding(x, name="x")  # lines 10–12: X ← [W_e[:, x[t]] + W_p[:, t]]_t
+        if Z.shape[0] != X.shape[0]:
+            raise ValueError(f"z and x must have the same batch size, got {Z.shape[0]} and {X.shape[0]}")
+        for layer in self.decoder:  # lines 13–20
+            X = layer(X, Z)
+        return self.unembedding(X)  # line 21: P ← softmax(W_u X)

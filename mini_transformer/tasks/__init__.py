@@ -1,0 +1,1 @@
+"""Seeded, documented data for the book's experiments."""

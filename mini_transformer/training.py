@@ -1,0 +1,161 @@
+"""Algorithms 11–13 of Phuong & Hutter (2022): training the three architectures.
+
+The paper's loops take one sequence at a time and step with plain SGD, θ ← θ − η·∇loss(θ).
+Here a step takes a *batch*, the loss is the mean log loss per predicted token (nats/token;
+the paper's sum over tokens only rescales η), and the optimiser is ``"sgd"`` (the paper's rule)
+or ``"adamw"`` (what practice uses). One :func:`train` loop serves all three algorithms; each
+algorithm is its loss function.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .validation import check_choice, check_positive_int
+
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("constant", "cosine")
+
+
+def next_token_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Mean of −log P[x[t+1], t] over t = 1…ℓ−1: the log loss of Algorithm 13, line 5."""
+    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+
+
+def d_training_loss(model, x: torch.Tensor) -> torch.Tensor:
+    """Algorithm 13 (DTraining), lines 3–5: loss(θ) = −Σ_{t=1}^{ℓ−1} log P(θ)[x[t+1], t], per token."""
+    return next_token_loss(model(x), x)
+
+
+def ed_training_loss(model, z: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Algorithm 11 (EDTraining), lines 3–5: the decoder's next-token log loss given the context z."""
+    return next_token_loss(model(z, x), x)
+
+
+def mask_tokens(x: torch.Tensor, mask_token: int, p_mask: float, generator: torch.Generator | None = None):
+    """Algorithm 12, lines 4–5: replace each token by ``mask_token`` with probability p_mask.
+
+    Returns ``(x̃, masked)`` where ``masked`` is the boolean set T̃ of masked positions.
+    """
+    if not 0 < p_mask < 1:
+        raise ValueError(f"p_mask must lie in (0, 1), got {p_mask}")
+    masked = torch.rand(x.shape, generator=generator, device="cpu").to(x.device) < p_mask
+    return x.masked_fill(masked, mask_token), masked
+
+
+def e_training_loss(model, x: torch.Tensor, mask_token: int, p_mask: float = 0.15,
+                    generator: torch.Generator | None = None) -> torch.Tensor:
+    """Algorithm 12 (ETraining), lines 3–7: loss(θ) = −Σ_{t ∈ T̃} log P(θ)[x[t], t], per masked token."""
+    x_masked, masked = mask_tokens(x, mask_token, p_mask, generator)
+    logits = model(x_masked)  # line 6: P(θ) ← ETransformer(x̃ | θ)
+    if not masked.any():
+        return logits.sum() * 0.0  # no token was masked: nothing to predict
+    return F.cross_entropy(logits[masked], x[masked])  # line 7
+
+
+def make_optimizer(model: torch.nn.Module, name: str = "adamw", lr: float = 1e-3,
+                   weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    """``"sgd"``: θ ← θ − η ∇loss(θ) (the paper's line); ``"adamw"``: AdamW (Loshchilov & Hutter)."""
+    check_choice(name, "optimizer", OPTIMIZERS)
+    if name == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
+    return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+
+
+@dataclass
+class TrainingHistory:
+    """The loss at every step of a :func:`train` run."""
+
+    losses: list[float] = field(default_factory=list)
+
+    @property
+    def final_loss(self) -> float:
+        return self.losses[-1]
+
+
+def train(
+    model: torch.nn.Module,
+    loss_fn: Callable[..., torch.Tensor],
+    batches: Iterable,
+    steps: int,
+    *,
+    optimizer: str = "adamw",
+    lr: float = 1e-3,
+    weight_decay: float = 0.0,
+    schedule: str = "constant",
+    warmup: int = 0,
+    grad_clip: float | None = None,
+    seed: int | None = 0,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    description: str = "training",
+) -> TrainingHistory:
+    """Run ``steps`` gradient steps of ``loss_fn(model, *batch)`` on batches drawn from ``batches``.
+
+    ``batches`` yields a tensor or a tuple of tensors per step; they are moved to ``device``
+    (default: the model's device). ``schedule="cosine"`` decays η to 0 after ``warmup`` linear
+    warm-up steps. ``seed`` seeds torch's global generator before the first step (set it to None
+    to leave it alone). A ``tqdm.auto`` bar shows the loss.
+    """
+    steps = check_positive_int(steps, "steps")
+    check_choice(schedule, "schedule", SCHEDULES)
+    if seed is not None:
+        torch.manual_seed(seed)
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model.to(device).train()
+    opt = make_optimizer(model, optimizer, lr, weight_decay)
+
+    def lr_factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        if schedule == "constant":
+            return 1.0
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, steps - warmup)))
+
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
+    history = TrainingHistory()
+    batch_iter = iter(batches)
+    bar = tqdm(range(steps), desc=description, disable=not progress, mininterval=1.0)
+    for _ in bar:  # Alg. 11–13, lines 1–2: for each epoch, for each (batch of) sequence(s)
+        batch = next(batch_iter)
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        batch = tuple(b.to(device) if isinstance(b, torch.Tensor) else b for b in batch)
+        loss = loss_fn(model, *batch)  # lines 3–5: P(θ) ← Transformer(x | θ); loss(θ)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+        opt.step()  # line 6: θ ← θ − η · ∇loss(θ) (or the AdamW update)
+        scheduler.step()
+        history.losses.append(loss.item())
+        bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
+    model.eval()
+    return history
+
+
+def d_training(model, batches: Iterable, steps: int, **kwargs) -> TrainingHistory:
+    """Algorithm 13: θ̂ ← DTraining(x_{1:N}, θ). ``batches`` yields token ids ``(batch, ℓ)``."""
+    return train(model, d_training_loss, batches, steps, **kwargs)
+
+
+def ed_training(model, batches: Iterable, steps: int, **kwargs) -> TrainingHistory:
+    """Algorithm 11: θ̂ ← EDTraining(z_{1:N}, x_{1:N}, θ). ``batches`` yields pairs ``(z, x)``."""
+    return train(model, ed_training_loss, batches, steps, **kwargs)
+
+
+def e_training(model, batches: Iterable, steps: int, *, mask_token: int, p_mask: float = 0.15,
+               generator: torch.Generator | None = None, **kwargs) -> TrainingHistory:
+    """Algorithm 12: θ̂ ← ETraining(x_{1:N}, θ) with masked-token prediction at rate p_mask."""
+    if not 0 <= mask_token < model.config.vocab_size:
+        raise ValueError(f"mask_token must be in [0, vocab_size={model.config.vocab_size}), got {mask_token}")
+
+    def loss_fn(m, x):
+        return e_training_loss(m, x, mask_token, p_mask, generator)
+
+    return train(model, loss_fn, batches, steps, **kwargs)

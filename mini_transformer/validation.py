@@ -1,0 +1,66 @@
+"""Checks of user input that fail early with an error naming the argument and what was expected."""
+
+from __future__ import annotations
+
+import numbers
+
+import torch
+
+
+def check_tokens(x, *, name: str = "x", vocab_size: int, max_len: int) -> torch.Tensor:
+    """Validate a batch of token ids and return it as a ``(batch, ℓ)`` long tensor.
+
+    Accepts ``(ℓ,)`` (one sequence) or ``(batch, ℓ)``; ids must lie in ``[0, vocab_size)`` and
+    ``1 <= ℓ <= max_len``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of token ids, got {type(x).__name__}")
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise TypeError(f"{name} must hold integer token ids (e.g. torch.long), got dtype {x.dtype}")
+    if x.dim() == 1:
+        x = x.unsqueeze(0)
+    if x.dim() != 2:
+        raise ValueError(f"{name} must have shape (ℓ,) or (batch, ℓ), got shape {tuple(x.shape)}")
+    length = x.shape[1]
+    if length < 1:
+        raise ValueError(f"{name} must hold at least one token, got length 0")
+    if length > max_len:
+        raise ValueError(f"{name} has length {length}, longer than max_len ℓ_max={max_len}")
+    if x.numel() and (x.min() < 0 or x.max() >= vocab_size):
+        bad = x[(x < 0) | (x >= vocab_size)][0].item()
+        raise ValueError(f"{name} holds token id {bad}, outside [0, vocab_size={vocab_size})")
+    return x.long()
+
+
+def check_states(X, *, name: str, width: int) -> torch.Tensor:
+    """Validate residual-stream states: a floating tensor of shape ``(batch, ℓ, width)``."""
+    if not isinstance(X, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
+    if not X.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {X.dtype}")
+    if X.dim() != 3 or X.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (batch, ℓ, {width}), got {tuple(X.shape)}")
+    return X
+
+
+def check_temperature(tau) -> float:
+    """τ must be a real number ≥ 0 (τ = 0 means greedy decoding)."""
+    if isinstance(tau, bool) or not isinstance(tau, numbers.Real):
+        raise TypeError(f"tau (temperature) must be a real number >= 0, got {type(tau).__name__}")
+    if not tau >= 0:  # also rejects NaN
+        raise ValueError(f"tau (temperature) must be >= 0, got {tau}")
+    return float(tau)
+
+
+def check_positive_int(value, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
