@@ -21,7 +21,7 @@ from .algorithms import (
 )
 from .baselines import ngram_log_loss
 from .config import TransformerConfig
-from .inference import d_inference, ed_inference, sample_token
+from .inference import continuation_log_probs, d_inference, ed_inference, sample_token
 from .models import DTransformer, EDTransformer, ETransformer, ResidualTrace
 from .serialization import load_model, save_model
 from .training import (
@@ -43,7 +43,7 @@ __version__ = "0.1.0"
 __all__ = [
     "MLP", "LayerNorm", "MHAttention", "PositionalEmbedding", "TokenEmbedding", "Unembedding",
     "attention", "attention_mask", "layer_norm", "single_query_attention", "sinusoidal_positions",
-    "unembedding", "ngram_log_loss", "TransformerConfig", "d_inference", "ed_inference",
+    "unembedding", "ngram_log_loss", "TransformerConfig", "continuation_log_probs", "d_inference", "ed_inference",
     "sample_token", "DTransformer", "EDTransformer", "ETransformer", "ResidualTrace",
     "load_model", "save_model", "TrainingHistory", "d_training", "d_training_loss", "e_training",
     "e_training_loss", "ed_training", "ed_training_loss", "make_optimizer", "mask_tokens",

@@ -80,3 +80,31 @@ def ed_inference(model, z: torch.Tensor, bos_token: int, eos_token: int, tau: fl
         done = done | (y == eos_token)
     model.train(was_training)
     return x[0] if one_sequence else x
+
+
+@torch.no_grad()
+def continuation_log_probs(model, x: torch.Tensor, start: int, chunk: int = 256) -> torch.Tensor:
+    """log P(x[i] | context) for i = start … ℓ−1 of one sequence ``x (ℓ,)``, where the context is
+    what Algorithm 14 would have fed the model when it produced x[i]: the preceding tokens, at most
+    the last ℓ_max of them. Returns a float tensor of length ℓ − start (natural log)."""
+    config = model.config
+    if not isinstance(x, torch.Tensor) or x.dim() != 1:
+        raise ValueError(f"x must be one sequence of shape (ℓ,), got {getattr(x, 'shape', type(x).__name__)}")
+    if isinstance(start, bool) or not isinstance(start, int) or not 1 <= start < len(x):
+        raise ValueError(f"start must be an int in [1, {len(x) - 1}], got {start!r}")
+    check_tokens(x[: config.max_len], name="x", vocab_size=config.vocab_size, max_len=config.max_len)
+    check_tokens(x, name="x", vocab_size=config.vocab_size, max_len=len(x))
+    was_training = model.training
+    model.eval()
+    window = config.max_len
+    # tokens 1 … ℓ_max−1 are predicted from the first window in one pass
+    head = model(x[None, :window])[0, :-1].log_softmax(-1)
+    log_probs = [head.gather(-1, x[1:window, None])[:, 0]]
+    # every later token i is predicted from the ℓ_max tokens before it
+    if len(x) > window:
+        contexts = x.unfold(0, window, 1)[: len(x) - window]  # row j: x[j : j + ℓ_max], predicts x[j + ℓ_max]
+        for rows, targets in zip(contexts.split(chunk), x[window:].split(chunk)):
+            last = model(rows)[:, -1].log_softmax(-1)
+            log_probs.append(last.gather(-1, targets[:, None])[:, 0])
+    model.train(was_training)
+    return torch.cat(log_probs)[start - 1:]

@@ -73,6 +73,7 @@ class TrainingHistory:
     """The loss at every step of a :func:`train` run."""
 
     losses: list[float] = field(default_factory=list)
+    evaluations: list[tuple[int, float]] = field(default_factory=list)  # (steps done, eval_fn value)
 
     @property
     def final_loss(self) -> float:
@@ -95,15 +96,20 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "training",
+    eval_fn: Callable[[torch.nn.Module], float] | None = None,
+    eval_every: int = 100,
 ) -> TrainingHistory:
     """Run ``steps`` gradient steps of ``loss_fn(model, *batch)`` on batches drawn from ``batches``.
 
     ``batches`` yields a tensor or a tuple of tensors per step; they are moved to ``device``
     (default: the model's device). ``schedule="cosine"`` decays η to 0 after ``warmup`` linear
     warm-up steps. ``seed`` seeds torch's global generator before the first step (set it to None
-    to leave it alone). A ``tqdm.auto`` bar shows the loss.
+    to leave it alone). A ``tqdm.auto`` bar shows the loss. If ``eval_fn`` is given, it is called
+    (in eval mode, without gradients) before the first step, every ``eval_every`` steps and after the
+    last, and its values are kept in ``history.evaluations``.
     """
     steps = check_positive_int(steps, "steps")
+    eval_every = check_positive_int(eval_every, "eval_every")
     check_choice(schedule, "schedule", SCHEDULES)
     if seed is not None:
         torch.manual_seed(seed)
@@ -120,9 +126,19 @@ def train(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history = TrainingHistory()
+
+    def evaluate(step: int) -> None:
+        if eval_fn is None:
+            return
+        model.eval()
+        with torch.no_grad():
+            history.evaluations.append((step, float(eval_fn(model))))
+        model.train()
+
     batch_iter = iter(batches)
     bar = tqdm(range(steps), desc=description, disable=not progress, mininterval=1.0)
-    for _ in bar:  # Alg. 11–13, lines 1–2: for each epoch, for each (batch of) sequence(s)
+    evaluate(0)
+    for step in bar:  # Alg. 11–13, lines 1–2: for each epoch, for each (batch of) sequence(s)
         batch = next(batch_iter)
         batch = batch if isinstance(batch, tuple) else (batch,)
         batch = tuple(b.to(device) if isinstance(b, torch.Tensor) else b for b in batch)
@@ -135,6 +151,8 @@ def train(
         scheduler.step()
         history.losses.append(loss.item())
         bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
+        if (step + 1) % eval_every == 0 or step + 1 == steps:
+            evaluate(step + 1)
     model.eval()
     return history
 

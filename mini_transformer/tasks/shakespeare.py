@@ -31,11 +31,14 @@ def play_files() -> list[pathlib.Path]:
 
 
 def markdown_to_text(markdown: str) -> str:
-    """Strip the markdown markup: headings' ``#``, ``**SPEAKER**`` bold, ``_stage direction_``
-    italics and the two trailing spaces of a line break. The words and line breaks stay."""
+    """Strip the markdown markup: headings' ``#``, ``**SPEAKER**`` bold (kept as ``SPEAKER:``),
+    ``_stage direction_`` and ``*…*`` italics, backslash escapes (``\\[Aside]``) and the two
+    trailing spaces of a line break. The words and line breaks stay. (The plays have no literal
+    underscores or asterisks, so every one left after the bold names is markup.)"""
     text = re.sub(r"^#+ *", "", markdown, flags=re.MULTILINE)
     text = re.sub(r"\*\*(.+?)\*\*", r"\1:", text)
-    text = re.sub(r"(?<!\w)_(.+?)_(?!\w)", r"\1", text)
+    text = re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text)  # \[ → [, \- → -, …
+    text = text.replace("_", "").replace("*", "")
     text = re.sub(r"[ \t]+$", "", text, flags=re.MULTILINE)
     return re.sub(r"\n{3,}", "\n\n", text)
 

@@ -1,0 +1,60 @@
+"""Set-up shared by the chapters: scale switch, device, threads, seeds, figure style."""
+
+from __future__ import annotations
+
+import inspect
+import os
+import random
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from . import plots
+
+SCALE_VARIABLE = "THINKING_AHEAD_SCALE"
+SCALES = ("small", "full")
+
+
+@dataclass(frozen=True)
+class Session:
+    """What a chapter runs with: ``scale`` ("small": the CPU default; "full": the GPU configuration),
+    the torch ``device``, the number of CPU ``threads`` and the ``seed``."""
+
+    scale: str
+    device: torch.device
+    threads: int
+    seed: int
+
+    @property
+    def full(self) -> bool:
+        return self.scale == "full"
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup(seed: int = 0, scale: str | None = None, threads: int | None = None) -> Session:
+    """Pick the scale (argument, else ``$THINKING_AHEAD_SCALE``, else "small"), the device (CUDA when
+    present), a fixed number of CPU threads (default: up to 4; two threads fighting another process
+    run slower than one), seed everything and apply the figure style."""
+    scale = scale or os.environ.get(SCALE_VARIABLE, "small")
+    if scale not in SCALES:
+        raise ValueError(f"{SCALE_VARIABLE} (scale) must be one of {SCALES}, got {scale!r}")
+    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    torch.set_num_threads(threads)
+    seed_everything(seed)
+    plots.use_style()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return Session(scale=scale, device=device, threads=threads, seed=seed)
+
+
+def show_source(obj):
+    """Display the source code of a function or class, highlighted (for reading beside pseudocode)."""
+    from IPython.display import Code
+
+    return Code(inspect.getsource(obj), language="python")
