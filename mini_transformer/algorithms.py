@@ -19,7 +19,7 @@ from torch import nn
 
 from .validation import check_choice
 
-MASK_KINDS = ("bidirectional", "causal")
+MASK_KINDS = ("bidirectional", "causal", "self")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -104,13 +104,17 @@ def attention_mask(kind: str, length_x: int, length_z: int | None = None, device
 
     * ``"bidirectional"``: Mask ≡ 1 (encoder self-attention, and cross-attention).
     * ``"causal"`` (unidirectional): Mask[t_z, t_x] = [[t_z ≤ t_x]]; needs ℓ_z = ℓ_x.
+    * ``"self"``: Mask[t_z, t_x] = [[t_z = t_x]], each token attends only to itself (not in the
+      paper: a control for experiments, a model whose positions cannot read each other).
     """
     check_choice(kind, "mask kind", MASK_KINDS)
     length_z = length_x if length_z is None else length_z
     if kind == "bidirectional":
         return torch.ones(length_x, length_z, dtype=torch.bool, device=device)
     if length_z != length_x:
-        raise ValueError(f"a causal mask needs ℓ_z == ℓ_x, got ℓ_x={length_x}, ℓ_z={length_z}")
+        raise ValueError(f"a {kind} mask needs ℓ_z == ℓ_x, got ℓ_x={length_x}, ℓ_z={length_z}")
+    if kind == "self":
+        return torch.eye(length_x, dtype=torch.bool, device=device)
     return torch.ones(length_x, length_x, dtype=torch.bool, device=device).tril()
 
 

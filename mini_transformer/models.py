@@ -26,7 +26,7 @@ from .algorithms import (
     attention_mask,
 )
 from .config import TransformerConfig
-from .validation import check_tokens
+from .validation import check_choice, check_tokens
 
 SUBLAYERS = ("attn", "mlp")
 
@@ -130,11 +130,15 @@ class DTransformer(nn.Module):
     ``forward(x)`` takes token ids ``(batch, ℓ)`` or ``(ℓ,)`` with ℓ ≤ ℓ_max and returns logits
     ``(batch, ℓ, N_V)``; row t predicts token t+1. ``forward(x, return_trace=True)`` returns
     ``(logits, ResidualTrace)``.
+
+    ``mask_kind`` is the paper's causal mask; setting it to ``"self"`` gives a control model whose
+    positions attend only to themselves (see :func:`~mini_transformer.algorithms.attention_mask`).
     """
 
-    def __init__(self, config: TransformerConfig):
+    def __init__(self, config: TransformerConfig, mask_kind: str = "causal"):
         super().__init__()
         self.config = _check_config(config)
+        self.mask_kind = check_choice(mask_kind, "mask_kind", ("causal", "self"))
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
         self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps)  # γ, β
@@ -142,7 +146,7 @@ class DTransformer(nn.Module):
 
     def forward(self, x: torch.Tensor, return_trace: bool = False):
         X = self.embedding(x)  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
-        mask = attention_mask("causal", X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
+        mask = attention_mask(self.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
         states, patterns = [X], []
         for layer in self.layers:  # line 4: for l = 1, …, L
             update, pattern = layer.attn_update(X, mask)  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)

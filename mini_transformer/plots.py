@@ -62,3 +62,84 @@ def plot_training(history, baselines: dict[str, float] | None = None, ax=None, t
         ax.set_title(title)
     ax.legend(loc="upper right")
     return ax
+
+
+def _positive_log_norm(values, floor_ratio: float = 1e-4):
+    """A LogNorm from the largest value down to ``floor_ratio`` of it (zeros fall below)."""
+    top = float(np.max(values))
+    return mpl.colors.LogNorm(vmin=top * floor_ratio, vmax=top)
+
+
+def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, colorbar: bool = True):
+    """The positions × states grid for one loss position t: a dot at (source position s, state l)
+    coloured by G[l, s, t] = ‖∂ℓ_t/∂X_l[s]‖ (log scale), for the ``window`` positions up to t.
+    The loss ℓ_t sits above position t. Positions after t get exactly zero (shown hollow)."""
+    ax = ax or plt.subplots(figsize=(8, 3.8))[1]
+    G = flow.G[:, :, t].cpu().numpy()  # (states, s)
+    lo = max(0, t - window + 1)
+    hi = min(flow.n_positions, t + 4)
+    positions = np.arange(lo, hi)
+    norm = norm or _positive_log_norm(G[:, lo:t + 1])
+    cmap = plt.get_cmap(SEQUENTIAL_CMAP)
+    for l in range(G.shape[0]):
+        for s in positions:
+            value = G[l, s]
+            if value > 0:
+                ax.scatter(s, l, s=140, color=cmap(norm(max(value, norm.vmin))), edgecolors="black", linewidths=0.4, zorder=3)
+            else:
+                ax.scatter(s, l, s=140, facecolors="none", edgecolors="#999999", linewidths=0.8, zorder=3)
+    n_states = G.shape[0]
+    ax.scatter([t], [n_states], marker="*", s=260, color=COLORS["vermillion"], zorder=4)
+    ax.annotate(f"loss ℓ$_{{{t}}}$", (t, n_states), textcoords="offset points", xytext=(10, -4),
+                color=COLORS["vermillion"])
+    ax.set_yticks(range(n_states + 1), list(flow.names) + ["loss"])
+    ax.set_xlabel("source position s")
+    ax.set_ylabel("state of the residual stream")
+    ax.set_xlim(lo - 0.7, hi - 0.3)
+    ax.set_ylim(-0.6, n_states + 0.6)
+    ax.grid(False)
+    if colorbar:
+        mappable = mpl.cm.ScalarMappable(norm=norm, cmap=cmap)
+        plt.colorbar(mappable, ax=ax, label="‖∂ℓ$_t$/∂X$_l$[s]‖", pad=0.02)
+    return ax
+
+
+def plot_flow_heatmaps(flow, title: str | None = None):
+    """One heatmap per state: G[l, s, t] with source position s down and loss position t across,
+    log colour scale shared by all panels; entries that are exactly zero are white."""
+    G = flow.G.cpu().numpy()
+    n_states = G.shape[0]
+    fig, axes = plt.subplots(1, n_states, figsize=(3.1 * n_states + 1, 3.4), sharey=True, constrained_layout=True)
+    norm = _positive_log_norm(G)
+    cmap = plt.get_cmap(SEQUENTIAL_CMAP).copy()
+    cmap.set_bad("white")
+    for l, ax in enumerate(np.atleast_1d(axes)):
+        image = ax.imshow(np.ma.masked_equal(G[l], 0.0), norm=norm, cmap=cmap, origin="upper")
+        ax.set_title(flow.names[l])
+        ax.set_xlabel("loss position t")
+        ax.grid(False)
+    np.atleast_1d(axes)[0].set_ylabel("source position s")
+    fig.colorbar(image, ax=axes, label="‖∂ℓ$_t$/∂X$_l$[s]‖ (white: exactly 0)", shrink=0.9)
+    if title:
+        fig.suptitle(title)
+    return fig
+
+
+def plot_distance_profiles(profiles: dict, names, states, ax=None):
+    """Relative pull of the loss k positions ahead, mean_s G[l, s, s+k] / mean_s G[l, s, s], against
+    k (log scale), one line per (label, state). ``profiles`` maps a label to ``flow.by_distance()``."""
+    ax = ax or plt.subplots(figsize=(7, 4))[1]
+    styles = ["-", "--", ":", "-."]
+    colors = list(COLORS.values())
+    for (label, profile), style in zip(profiles.items(), styles):
+        profile = profile.cpu().numpy()
+        for state, color in zip(states, colors):
+            relative = profile[state, 1:] / profile[state, 0]
+            ax.plot(np.arange(1, len(relative) + 1), relative, style, color=color, lw=2,
+                    label=f"{names[state]}, {label}")
+    ax.set_yscale("log")
+    ax.set_xscale("log")
+    ax.set_xlabel("distance k = t − s to the loss (positions)")
+    ax.set_ylabel("pull of ℓ$_{s+k}$ relative to ℓ$_s$")
+    ax.legend(fontsize=9)
+    return ax

@@ -51,6 +51,8 @@ def test_bad_config_raises_naming_the_field(overrides, error, name):
 def test_unknown_mask_kind_raises():
     with pytest.raises(ValueError, match="mask kind"):
         mt.attention_mask("sideways", 3)
+    with pytest.raises(ValueError, match="mask_kind"):
+        mt.DTransformer(small_config(), mask_kind="bidirectional")
     with pytest.raises(ValueError, match="causal mask needs"):
         mt.attention_mask("causal", 3, 4)
 
