@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from .myopia import myopic_attention
 from .validation import check_choice
 
 MASK_KINDS = ("bidirectional", "causal", "self")
@@ -146,6 +147,9 @@ class MHAttention(nn.Module):
     ``b_q, b_k, b_v (H, d)``, and the output map ``W_o (d_out, H·d_mid)``, ``b_o (d_out,)``.
     ``forward(X, Z=None, mask=...)`` with ``Z=None`` is self-attention (Z = X).
     Returns ``(Ṽ (batch, ℓ_x, d_out), A (batch, H, ℓ_x, ℓ_z))``.
+
+    ``past_gradient`` (β, default 1) and ``zero_past`` select myopic self-attention
+    (:mod:`mini_transformer.myopia`): same forward pass, gradient into other positions scaled by β.
     """
 
     def __init__(self, d_x: int, n_heads: int, d_head: int, d_out: int | None = None, d_z: int | None = None):
@@ -161,18 +165,18 @@ class MHAttention(nn.Module):
         self.W_k, self.b_k = weight(n_heads, d_head, d_z), nn.Parameter(torch.zeros(n_heads, d_head))
         self.W_v, self.b_v = weight(n_heads, d_head, d_z), nn.Parameter(torch.zeros(n_heads, d_head))
         self.W_o, self.b_o = weight(d_out, n_heads * d_head), nn.Parameter(torch.zeros(d_out))
+        self.past_gradient = 1.0  # β of myopic training: 1 is the plain Algorithm 4
+        self.zero_past = False
 
     def forward(self, X: torch.Tensor, Z: torch.Tensor | None = None, *, mask: torch.Tensor):
-        Z = X if Z is None else Z
+        heads = (self.W_q, self.b_q.unsqueeze(1), self.W_k, self.b_k.unsqueeze(1), self.W_v, self.b_v.unsqueeze(1))
         # line 1: Y^h ← Attention(X, Z | W^h_qkv, Mask) for every head h at once;
         # X and Z get a head axis (batch, 1, ℓ, d) that broadcasts against W (H, d_head, d).
-        Y, A = attention(
-            X.unsqueeze(1), Z.unsqueeze(1),
-            self.W_q, self.b_q.unsqueeze(1),
-            self.W_k, self.b_k.unsqueeze(1),
-            self.W_v, self.b_v.unsqueeze(1),
-            mask,
-        )
+        if Z is None and (self.past_gradient != 1.0 or self.zero_past):
+            Y, A = myopic_attention(X.unsqueeze(1), *heads, mask, self.past_gradient, self.zero_past)
+        else:
+            Z = X if Z is None else Z
+            Y, A = attention(X.unsqueeze(1), Z.unsqueeze(1), *heads, mask)
         Y = rearrange(Y, "batch head t d -> batch t (head d)")  # line 2: Y ← [Y¹; Y²; …; Y^H]
         return Y @ self.W_o.T + self.b_o, A  # line 3: Ṽ ← W_o Y + b_o 1ᵀ
 

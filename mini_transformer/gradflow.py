@@ -20,7 +20,9 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from torch.func import vjp, vmap
 
+from .models import state_names
 from .validation import check_tokens
 
 
@@ -81,19 +83,29 @@ def _norms(grads, n: int) -> torch.Tensor:
 def gradient_flow(model, x: torch.Tensor) -> GradientFlow:
     """G[l, s, t] for every state l of ``model`` on the batch ``x (batch, ℓ)``.
 
-    One forward pass, then all ℓ−1 vector–Jacobian products at once: the per-position losses
-    (summed over the batch, whose sequences are independent) are differentiated with the rows of
-    the identity as cotangents, batched by ``torch.autograd.grad(..., is_grads_batched=True)``
-    (which vmaps the backward pass). Parameters get no gradient.
+    One forward pass, then all ℓ−1 vector–Jacobian products at once. The states are made inputs
+    of the function by zero perturbations added to them (``DTransformer.forward(perturbations=…)``),
+    ``torch.func.vjp`` linearises the per-position losses (summed over the batch, whose sequences
+    are independent) with respect to those inputs, and ``torch.func.vmap`` applies the pullback to
+    every row of the identity, one row per loss position. Parameters get no gradient.
     """
     x = _check_batch(model, x)
+    batch, length = x.shape
+    n_states = 2 * model.config.n_layers + 1
+    param = next(model.parameters())
+    zeros = [torch.zeros(batch, length, model.config.d_model, dtype=param.dtype, device=param.device)
+             for _ in range(n_states)]
+
+    def per_position_losses(perturbations):
+        logits = model(x, perturbations=perturbations)
+        return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none").sum(0)
+
     with torch.enable_grad():  # also works when called under torch.no_grad()
-        losses, trace = position_losses(model, x)
-        per_position = losses.sum(0)  # (n,): sequence b's states only feed sequence b's losses
-        n = per_position.shape[0]
-        identity = torch.eye(n, dtype=per_position.dtype, device=per_position.device)
-        grads = torch.autograd.grad(per_position, trace.states, grad_outputs=identity, is_grads_batched=True)
-    return GradientFlow(G=_norms(grads, n).detach(), names=trace.names)
+        losses, pullback = vjp(per_position_losses, zeros)
+        n = losses.shape[0]
+        identity = torch.eye(n, dtype=losses.dtype, device=losses.device)
+        (grads,) = vmap(pullback)(identity)  # grads[i]: (n_t, batch, ℓ, d) for state i
+    return GradientFlow(G=_norms(grads, n).detach(), names=state_names(model.config.n_layers))
 
 
 def gradient_flow_naive(model, x: torch.Tensor) -> GradientFlow:

@@ -54,6 +54,11 @@ def _check_config(config) -> TransformerConfig:
 # ---------------------------------------------------------------------------------------------
 # Algorithm 10: DTransformer, with the residual trace
 # ---------------------------------------------------------------------------------------------
+def state_names(n_layers: int) -> list[str]:
+    """Labels of the 2L+1 residual-stream states: ``["X0", "L1.attn", "L1.mlp", …]``."""
+    return ["X0"] + [f"L{l}.{part}" for l in range(1, n_layers + 1) for part in SUBLAYERS]
+
+
 @dataclass
 class ResidualTrace:
     """Every state of a DTransformer's residual stream, for one forward pass.
@@ -77,7 +82,7 @@ class ResidualTrace:
     @property
     def names(self) -> list[str]:
         """Labels of ``states`` in order: ``["X0", "L1.attn", "L1.mlp", …]``."""
-        return ["X0"] + [f"L{l}.{part}" for l in range(1, self.n_layers + 1) for part in SUBLAYERS]
+        return state_names(self.n_layers)
 
     def index(self, key) -> int:
         """The position in ``states`` of ``0``/``"embed"`` or ``(layer, "attn" | "mlp")``."""
@@ -144,17 +149,32 @@ class DTransformer(nn.Module):
         self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps)  # γ, β
         self.unembedding = Unembedding(config.d_model, config.vocab_size)  # W_u
 
-    def forward(self, x: torch.Tensor, return_trace: bool = False):
-        X = self.embedding(x)  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
+    def forward(self, x: torch.Tensor, return_trace: bool = False, perturbations=None):
+        """Logits ``(batch, ℓ, N_V)``, and the :class:`ResidualTrace` if ``return_trace``.
+
+        ``perturbations``: optional list of 2L+1 tensors (or None entries), each added to the
+        corresponding state of the stream as soon as it is computed (X_0, then after each update).
+        Zeros change nothing, but the gradient with respect to them is the gradient with respect to
+        the states, which lets ``torch.func`` differentiate through intermediate states.
+        """
+        n_states = 2 * len(self.layers) + 1
+        if perturbations is not None and len(perturbations) != n_states:
+            raise ValueError(f"perturbations must hold {n_states} entries (2L+1), got {len(perturbations)}")
+
+        def record(X):
+            if perturbations is not None and perturbations[len(states)] is not None:
+                X = X + perturbations[len(states)]
+            states.append(X)
+            return X
+
+        states, patterns = [], []
+        X = record(self.embedding(x))  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
         mask = attention_mask(self.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
-        states, patterns = [X], []
         for layer in self.layers:  # line 4: for l = 1, …, L
             update, pattern = layer.attn_update(X, mask)  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)
-            X = X + update  # line 6: X ← X + MHAttention(X̃ | W_l, Mask)
-            states.append(X)
+            X = record(X + update)  # line 6: X ← X + MHAttention(X̃ | W_l, Mask)
             patterns.append(pattern)
-            X = X + layer.mlp_update(X)  # lines 7–8: X ← X + W_mlp2 GELU(W_mlp1 X̃ + b_mlp1 1ᵀ) + b_mlp2 1ᵀ
-            states.append(X)
+            X = record(X + layer.mlp_update(X))  # lines 7–8: X ← X + W_mlp2 GELU(W_mlp1 X̃ + b_mlp1 1ᵀ) + b_mlp2 1ᵀ
         logits = self.unembedding(self.final_ln(X))  # lines 10–11: layer_norm, then W_u X
         if return_trace:
             return logits, ResidualTrace(states=states, patterns=patterns)

@@ -64,9 +64,10 @@ def plot_training(history, baselines: dict[str, float] | None = None, ax=None, t
     return ax
 
 
-def _positive_log_norm(values, floor_ratio: float = 1e-4):
-    """A LogNorm from the largest value down to ``floor_ratio`` of it (zeros fall below)."""
-    top = float(np.max(values))
+def log_norm(values, floor_ratio: float = 1e-4):
+    """A LogNorm from the largest value down to ``floor_ratio`` of it (zeros fall below), to share
+    one colour scale between panels."""
+    top = float(np.max(np.asarray(values)))
     return mpl.colors.LogNorm(vmin=top * floor_ratio, vmax=top)
 
 
@@ -79,7 +80,7 @@ def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, color
     lo = max(0, t - window + 1)
     hi = min(flow.n_positions, t + 4)
     positions = np.arange(lo, hi)
-    norm = norm or _positive_log_norm(G[:, lo:t + 1])
+    norm = norm or log_norm(G[:, lo:t + 1])
     cmap = plt.get_cmap(SEQUENTIAL_CMAP)
     for l in range(G.shape[0]):
         for s in positions:
@@ -96,6 +97,7 @@ def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, color
     ax.set_xlabel("source position s")
     ax.set_ylabel("state of the residual stream")
     ax.set_xlim(lo - 0.7, hi - 0.3)
+    ax.xaxis.set_major_locator(mpl.ticker.MaxNLocator(integer=True))
     ax.set_ylim(-0.6, n_states + 0.6)
     ax.grid(False)
     if colorbar:
@@ -104,22 +106,26 @@ def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, color
     return ax
 
 
-def plot_flow_heatmaps(flow, title: str | None = None):
+def plot_flow_heatmaps(flow, title: str | None = None, columns: int = 3):
     """One heatmap per state: G[l, s, t] with source position s down and loss position t across,
     log colour scale shared by all panels; entries that are exactly zero are white."""
     G = flow.G.cpu().numpy()
     n_states = G.shape[0]
-    fig, axes = plt.subplots(1, n_states, figsize=(3.1 * n_states + 1, 3.4), sharey=True, constrained_layout=True)
-    norm = _positive_log_norm(G)
+    rows = -(-n_states // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.2 * columns, 3.9 * rows), constrained_layout=True)
+    axes = np.atleast_1d(axes).ravel()
+    norm = log_norm(G)
     cmap = plt.get_cmap(SEQUENTIAL_CMAP).copy()
     cmap.set_bad("white")
-    for l, ax in enumerate(np.atleast_1d(axes)):
+    for l, ax in enumerate(axes[:n_states]):
         image = ax.imshow(np.ma.masked_equal(G[l], 0.0), norm=norm, cmap=cmap, origin="upper")
-        ax.set_title(flow.names[l])
+        ax.set_title(f"state {flow.names[l]}")
         ax.set_xlabel("loss position t")
+        ax.set_ylabel("source position s")
         ax.grid(False)
-    np.atleast_1d(axes)[0].set_ylabel("source position s")
-    fig.colorbar(image, ax=axes, label="‖∂ℓ$_t$/∂X$_l$[s]‖ (white: exactly 0)", shrink=0.9)
+    for ax in axes[n_states:]:
+        ax.axis("off")
+    fig.colorbar(image, ax=axes.tolist(), label="‖∂ℓ$_t$/∂X$_l$[s]‖ (white: exactly 0)", shrink=0.8)
     if title:
         fig.suptitle(title)
     return fig

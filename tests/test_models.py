@@ -133,3 +133,22 @@ def test_sinusoidal_model_runs_and_has_no_position_parameters():
     model = mt.DTransformer(small_config(positional="sinusoidal"))
     assert not any("position" in name for name, _ in model.named_parameters())
     assert model(torch.zeros(2, 5, dtype=torch.long)).shape == (2, 5, 11)
+
+
+def test_zero_perturbations_change_nothing_and_carry_the_state_gradient():
+    cfg = small_config()
+    model = mt.DTransformer(cfg).double()
+    x = torch.randint(0, cfg.vocab_size, (2, 6))
+    deltas = [torch.zeros(2, 6, cfg.d_model, dtype=torch.float64, requires_grad=True) for _ in range(5)]
+    logits, trace = model(x, return_trace=True, perturbations=deltas)
+    torch.testing.assert_close(logits, model(x), atol=0, rtol=0)
+    by_delta = torch.autograd.grad(logits[:, 3].sum(), deltas, retain_graph=True)
+    by_state = torch.autograd.grad(logits[:, 3].sum(), trace.states)
+    for a, b in zip(by_delta, by_state):
+        torch.testing.assert_close(a, b)
+
+
+def test_perturbations_must_match_the_number_of_states():
+    cfg = small_config()
+    with pytest.raises(ValueError, match="perturbations must hold 5"):
+        mt.DTransformer(cfg)(torch.zeros(1, 3, dtype=torch.long), perturbations=[None] * 3)

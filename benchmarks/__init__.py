@@ -1,0 +1,1 @@
+"""Benchmarks of mini_transformer: timings are reported, never asserted."""

@@ -1,0 +1,101 @@
+"""Myopic training (Wu, Morris & Levine 2024): no gradient from a loss into *past* positions.
+
+Write the loss as ℒ = Σ_t ℓ_t and untie the parameters per position: θ_t does everything computed
+*at* position t, including the key and value maps that t applies to the past states it reads; the
+past states themselves come from their own copies θ_s. The true gradient is
+Σ_t Σ_{s≤t} ∂ℓ_t/∂θ_s (all copies equal to θ). Its diagonal part, Σ_t ∂ℓ_t/∂θ_t, is the **myopic**
+gradient; the off-diagonal part (s < t) is what can train a position to compute features that are
+useful only later (*pre-caching*).
+
+In code, every attention layer computes the keys and values of the states it reads from
+**detached** inputs, K̃ = W_k·sg(X̃) + b_k, Ṽ = W_v·sg(X̃) + b_v, while a position's own key and
+value stay live: the diagonal score uses the live key, S[t, t] = q_t·k_t, and the output is
+A·Ṽ + diag(A) ⊙ (V − Ṽ), numerically A·V. The forward pass is unchanged bit for bit; only the
+gradient differs. ``beta`` interpolates: it scales the gradient at every read of another position's
+state, so a path that crosses positions k times is scaled by β^k; β = 1 is vanilla (myopic +
+off-diagonal), β = 0 myopic. ``zero_past=True`` is the authors' "transformer bigram" baseline: past
+keys and values are zero, so a position sees only itself (this one changes the forward pass).
+"""
+
+from __future__ import annotations
+
+import math
+from contextlib import contextmanager
+
+import torch
+
+
+def myopic_attention(X, W_q, b_q, W_k, b_k, W_v, b_v, mask, beta: float = 0.0, zero_past: bool = False):
+    """Algorithm 4 for self-attention (Z = X), with the gradient into other positions scaled by β.
+
+    Shapes as in :func:`~mini_transformer.algorithms.attention`. Returns ``(Ṽ, A)``.
+    """
+    Q = X @ W_q.mT + b_q  # Alg. 4, line 1
+    K = X @ W_k.mT + b_k  # line 2, live: the position's own key
+    V = X @ W_v.mT + b_v  # line 3, live: the position's own value
+    if zero_past:
+        K_read, V_read = torch.zeros_like(K), torch.zeros_like(V)  # "transformer bigram"
+    else:
+        X_past = X.detach()  # sg(X̃): the states read from other positions, as constants
+        K_past = X_past @ W_k.mT + b_k  # W_k still gets gradient: t applies it with θ_t
+        V_past = X_past @ W_v.mT + b_v
+        K_read = K_past + beta * (K - K_past)  # value K; gradient into X scaled by β
+        V_read = V_past + beta * (V - V_past)
+    S = Q @ K_read.mT  # line 4
+    own = (Q * (K - K_read)).sum(-1)  # 0 in value; puts the live key on the diagonal
+    S = S + torch.diag_embed(own)  # S[t, t] = q_t · k_t
+    S = S.masked_fill(~mask, float("-inf"))  # line 5
+    A = torch.softmax(S / math.sqrt(Q.shape[-1]), dim=-1)  # line 6
+    own_weight = A.diagonal(dim1=-2, dim2=-1).unsqueeze(-1)
+    return A @ V_read + own_weight * (V - V_read), A  # A·Ṽ + diag(A) ⊙ (V − Ṽ)
+
+
+def set_myopia(model, beta: float = 0.0, zero_past: bool = False) -> None:
+    """Make every attention layer of a DTransformer myopic to degree β (1: vanilla, 0: myopic;
+    in between, each crossing from one position's state into another's computation is scaled by β),
+    or a "transformer bigram" with ``zero_past=True``."""
+    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
+        raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
+    if not hasattr(model, "layers"):
+        raise TypeError(f"model must be a DTransformer, got {type(model).__name__}")
+    for layer in model.layers:
+        layer.attn.past_gradient = float(beta)
+        layer.attn.zero_past = bool(zero_past)
+
+
+@contextmanager
+def myopic(model, beta: float = 0.0, zero_past: bool = False):
+    """``with myopic(model): …`` runs the block with myopic attention, then restores vanilla."""
+    previous = [(layer.attn.past_gradient, layer.attn.zero_past) for layer in model.layers]
+    set_myopia(model, beta, zero_past)
+    try:
+        yield model
+    finally:
+        for layer, (b, z) in zip(model.layers, previous):
+            layer.attn.past_gradient, layer.attn.zero_past = b, z
+
+
+def parameter_gradients(model, loss_fn, *batch, beta: float = 1.0) -> list[torch.Tensor]:
+    """The gradient of ``loss_fn(model, *batch)`` with respect to every parameter, with attention
+    myopic to degree β (1: vanilla, 0: myopic). Leaves ``.grad`` untouched."""
+    with myopic(model, beta):
+        loss = loss_fn(model, *batch)
+        return list(torch.autograd.grad(loss, list(model.parameters())))
+
+
+def gradient_decomposition(model, loss_fn, *batch) -> dict[str, list[torch.Tensor]]:
+    """``{"vanilla", "myopic", "off_diagonal"}`` parameter gradients, with
+    off_diagonal = vanilla − myopic = Σ_t Σ_{s<t} ∂ℓ_t/∂θ_s."""
+    vanilla = parameter_gradients(model, loss_fn, *batch, beta=1.0)
+    myopic_ = parameter_gradients(model, loss_fn, *batch, beta=0.0)
+    return {"vanilla": vanilla, "myopic": myopic_,
+            "off_diagonal": [v - m for v, m in zip(vanilla, myopic_)]}
+
+
+def flat(gradients: list[torch.Tensor]) -> torch.Tensor:
+    return torch.cat([g.reshape(-1) for g in gradients])
+
+
+def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    """Cosine of the angle between two parameter gradients."""
+    return torch.nn.functional.cosine_similarity(flat(a), flat(b), dim=0).item()
