@@ -14,6 +14,8 @@ n_heads        H               attention heads per layer
 d_head         d_attn = d_mid  query/key/value size of one head: ``d_model // n_heads``
 d_mlp          d_mlp           hidden width of the MLP (default ``4 * d_model``)
 d_final        d_f             width of ETransformer's final projection W_f (default d_e)
+input_dim      (not in paper)  continuous inputs: W_e becomes a linear map ℝ^input_dim → ℝ^d_e
+output_dim     (not in paper)  real-valued outputs: W_u maps to output_dim values, not N_V logits
 =============  ==============  ============================================================
 """
 
@@ -51,11 +53,13 @@ class TransformerConfig:
     activation: str | None = None  # None: the algorithm's own (ReLU for Alg. 8, GELU for 9 and 10)
     positional: str = "learned"
     layer_norm_eps: float = 1e-5  # not in the paper; see Algorithm 6
+    input_dim: int | None = None  # None: token ids; an int: real vectors of that size per position
+    output_dim: int | None = None  # None: N_V logits; an int: that many real outputs per position
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
             _check_int(name, getattr(self, name))
-        for name in ("d_mlp", "n_dec_layers", "d_final"):
+        for name in ("d_mlp", "n_dec_layers", "d_final", "input_dim", "output_dim"):
             if getattr(self, name) is not None:
                 _check_int(name, getattr(self, name))
         if self.d_model % self.n_heads != 0:

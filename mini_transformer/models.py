@@ -26,22 +26,32 @@ from .algorithms import (
     attention_mask,
 )
 from .config import TransformerConfig
-from .validation import check_choice, check_tokens
+from .validation import check_choice, check_tokens, check_vectors
 
 SUBLAYERS = ("attn", "mlp")
 
 
 class _Embedding(nn.Module):
-    """Lines 1–3 shared by Algorithms 8–10: e_t ← W_e[:, x[t]] + W_p[:, t]; X ← [e_1, …, e_ℓ]."""
+    """Lines 1–3 shared by Algorithms 8–10: e_t ← W_e[:, x[t]] + W_p[:, t]; X ← [e_1, …, e_ℓ].
+
+    With ``config.input_dim`` set, the inputs are real vectors ``(batch, ℓ, input_dim)`` and the
+    token lookup W_e[:, x[t]] becomes a linear map W_e x[t] + b_e (``self.token`` is an nn.Linear).
+    """
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = config
-        self.token = TokenEmbedding(config.vocab_size, config.d_model)
+        if config.input_dim is None:
+            self.token = TokenEmbedding(config.vocab_size, config.d_model)
+        else:
+            self.token = nn.Linear(config.input_dim, config.d_model)
         self.position = PositionalEmbedding(config.max_len, config.d_model, config.positional)
 
     def forward(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
-        x = check_tokens(x, name=name, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
+        if self.config.input_dim is None:
+            x = check_tokens(x, name=name, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
+        else:
+            x = check_vectors(x, name=name, width=self.config.input_dim, max_len=self.config.max_len)
         return self.token(x) + self.position(x.shape[1])
 
 
@@ -147,7 +157,8 @@ class DTransformer(nn.Module):
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
         self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps)  # γ, β
-        self.unembedding = Unembedding(config.d_model, config.vocab_size)  # W_u
+        # W_u: N_V logits, or config.output_dim real outputs (a regression head)
+        self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
 
     def forward(self, x: torch.Tensor, return_trace: bool = False, perturbations=None):
         """Logits ``(batch, ℓ, N_V)``, and the :class:`ResidualTrace` if ``return_trace``.

@@ -25,22 +25,54 @@ from contextlib import contextmanager
 import torch
 
 
+class _ReadAndOwn(torch.autograd.Function):
+    """Y = X Wᵀ + b, returned twice with the same values: ``read`` (how *other* positions see a
+    state) and ``own`` (how the position sees itself). Backward: W and b get the gradient of both;
+    X gets the gradient of ``own`` plus β times that of ``read``. This equals computing ``read``
+    from sg(X) (β = 0) with one projection instead of two."""
+
+    generate_vmap_rule = True  # lets torch.func (vmap, vjp) run through it
+
+    @staticmethod
+    def forward(X, W, b, beta):
+        Y = X @ W.mT + b
+        return Y, Y.clone()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        X, W, b, beta = inputs
+        ctx.save_for_backward(X, W)
+        ctx.beta = beta
+        ctx.b_shape = b.shape
+
+    @staticmethod
+    def backward(ctx, grad_read, grad_own):
+        X, W = ctx.saved_tensors
+        grad_X = grad_W = grad_b = None
+        if ctx.needs_input_grad[0]:
+            grad_X = ((grad_own + ctx.beta * grad_read) @ W).sum_to_size(X.shape)
+        total = grad_read + grad_own
+        if ctx.needs_input_grad[1]:
+            grad_W = (total.mT @ X).sum_to_size(W.shape)
+        if ctx.needs_input_grad[2]:
+            grad_b = total.sum_to_size(ctx.b_shape)
+        return grad_X, grad_W, grad_b, None
+
+
 def myopic_attention(X, W_q, b_q, W_k, b_k, W_v, b_v, mask, beta: float = 0.0, zero_past: bool = False):
     """Algorithm 4 for self-attention (Z = X), with the gradient into other positions scaled by β.
 
-    Shapes as in :func:`~mini_transformer.algorithms.attention`. Returns ``(Ṽ, A)``.
+    Shapes as in :func:`~mini_transformer.algorithms.attention`. Returns ``(Ṽ, A)``. The keys and
+    values others read, K̃ and Ṽ, equal W_k·sg(X̃) and W_v·sg(X̃) for β = 0 (see :class:`_ReadAndOwn`).
     """
     Q = X @ W_q.mT + b_q  # Alg. 4, line 1
-    K = X @ W_k.mT + b_k  # line 2, live: the position's own key
-    V = X @ W_v.mT + b_v  # line 3, live: the position's own value
-    if zero_past:
-        K_read, V_read = torch.zeros_like(K), torch.zeros_like(V)  # "transformer bigram"
+    if zero_past:  # "transformer bigram": what others read is zero
+        K = X @ W_k.mT + b_k
+        V = X @ W_v.mT + b_v
+        K_read, V_read = torch.zeros_like(K), torch.zeros_like(V)
     else:
-        X_past = X.detach()  # sg(X̃): the states read from other positions, as constants
-        K_past = X_past @ W_k.mT + b_k  # W_k still gets gradient: t applies it with θ_t
-        V_past = X_past @ W_v.mT + b_v
-        K_read = K_past + beta * (K - K_past)  # value K; gradient into X scaled by β
-        V_read = V_past + beta * (V - V_past)
+        K_read, K = _ReadAndOwn.apply(X, W_k, b_k, beta)  # line 2: K̃ (read by others), K (own)
+        V_read, V = _ReadAndOwn.apply(X, W_v, b_v, beta)  # line 3: Ṽ (read by others), V (own)
     S = Q @ K_read.mT  # line 4
     own = (Q * (K - K_read)).sum(-1)  # 0 in value; puts the live key on the diagonal
     S = S + torch.diag_embed(own)  # S[t, t] = q_t · k_t
@@ -78,7 +110,7 @@ def myopic(model, beta: float = 0.0, zero_past: bool = False):
 def parameter_gradients(model, loss_fn, *batch, beta: float = 1.0) -> list[torch.Tensor]:
     """The gradient of ``loss_fn(model, *batch)`` with respect to every parameter, with attention
     myopic to degree β (1: vanilla, 0: myopic). Leaves ``.grad`` untouched."""
-    with myopic(model, beta):
+    with myopic(model, beta), torch.enable_grad():  # also under torch.no_grad()
         loss = loss_fn(model, *batch)
         return list(torch.autograd.grad(loss, list(model.parameters())))
 

@@ -32,6 +32,21 @@ def check_tokens(x, *, name: str = "x", vocab_size: int, max_len: int) -> torch.
     return x.long()
 
 
+def check_vectors(x, *, name: str = "x", width: int, max_len: int) -> torch.Tensor:
+    """Validate real-valued inputs ``(batch, ℓ, width)`` (or ``(ℓ, width)``) with ℓ ≤ max_len."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor of real inputs, got {type(x).__name__}")
+    if not x.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor (the model has input_dim={width}), got {x.dtype}")
+    if x.dim() == 2:
+        x = x.unsqueeze(0)
+    if x.dim() != 3 or x.shape[-1] != width:
+        raise ValueError(f"{name} must have shape (batch, ℓ, {width}), got {tuple(x.shape)}")
+    if not 1 <= x.shape[1] <= max_len:
+        raise ValueError(f"{name} has length {x.shape[1]}; expected 1 ≤ ℓ ≤ max_len ℓ_max={max_len}")
+    return x
+
+
 def check_states(X, *, name: str, width: int) -> torch.Tensor:
     """Validate residual-stream states: a floating tensor of shape ``(batch, ℓ, width)``."""
     if not isinstance(X, torch.Tensor):

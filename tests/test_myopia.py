@@ -1,72 +1,13 @@
 """Myopic training, proved by test: the myopic gradient equals its definition Σ_t ∂ℓ_t/∂θ_t,
 computed by brute force with one parameter copy per position."""
 
-import math
-
 import pytest
 import torch
-import torch.nn.functional as F
 
 import mini_transformer as mt
 from conftest import randomize_, small_config
-from mini_transformer.algorithms import layer_norm
+from mini_transformer.untied import brute_force_gradients
 from mini_transformer.myopia import cosine, gradient_decomposition, myopic, parameter_gradients, set_myopia
-
-
-def untied_position_losses(model, x, copies):
-    """Run a DTransformer position by position, where position t computes with its own parameter
-    copy ``copies[t]`` (a dict name → tensor): its embedding, layer norms, query, the key and value
-    maps it applies to the states it reads (those states come from their own copies), MLP, final
-    norm and unembedding. Returns the losses ℓ_0 … ℓ_{ℓ−2} of one sequence ``x (ℓ,)``."""
-    cfg = model.config
-    eps, H, dh, n = cfg.layer_norm_eps, cfg.n_heads, cfg.d_head, len(x)
-    P = copies
-    X = [P[t]["embedding.token.weight"][x[t]] + P[t]["embedding.position.weight"][t] for t in range(n)]
-    for l in range(cfg.n_layers):
-        pre = f"layers.{l}."
-        read = [layer_norm(X[s], P[s][pre + "ln_attn.gamma"], P[s][pre + "ln_attn.beta"], eps) for s in range(n)]
-        updated = []
-        for t in range(n):
-            p = {k[len(pre):]: v for k, v in P[t].items() if k.startswith(pre)}
-            q = torch.einsum("hed,d->he", p["attn.W_q"], read[t]) + p["attn.b_q"]
-            past = torch.stack(read[: t + 1])  # states 0…t, each normalised by its own copy
-            k = torch.einsum("hed,sd->she", p["attn.W_k"], past) + p["attn.b_k"]  # t's key map
-            v = torch.einsum("hed,sd->she", p["attn.W_v"], past) + p["attn.b_v"]  # t's value map
-            a = torch.softmax((k * q).sum(-1) / math.sqrt(dh), dim=0)  # (s, h)
-            y = (a[..., None] * v).sum(0).reshape(H * dh)
-            updated.append(X[t] + p["attn.W_o"] @ y + p["attn.b_o"])
-        X = []
-        for t in range(n):
-            p = {k[len(pre):]: v for k, v in P[t].items() if k.startswith(pre)}
-            h = layer_norm(updated[t], p["ln_mlp.gamma"], p["ln_mlp.beta"], eps)
-            hidden = F.gelu(p["mlp.W_mlp1"] @ h + p["mlp.b_mlp1"])
-            X.append(updated[t] + p["mlp.W_mlp2"] @ hidden + p["mlp.b_mlp2"])
-    losses = []
-    for t in range(n - 1):
-        final = layer_norm(X[t], P[t]["final_ln.gamma"], P[t]["final_ln.beta"], eps)
-        logits = P[t]["unembedding.W_u"] @ final
-        losses.append(-logits.log_softmax(-1)[x[t + 1]])
-    return losses
-
-
-def brute_force_gradients(model, x):
-    """Σ_t ∂ℓ_t/∂θ_t (myopic) and Σ_t Σ_s ∂ℓ_t/∂θ_s (vanilla), of the mean loss over positions."""
-    names = [name for name, _ in model.named_parameters()]
-    n = len(x)
-    copies = [{name: p.detach().clone().requires_grad_() for name, p in model.named_parameters()} for _ in range(n)]
-    losses = untied_position_losses(model, x, copies)
-    scale = 1.0 / len(losses)
-    myopic_grad = {name: torch.zeros_like(p) for name, p in model.named_parameters()}
-    for t, loss in enumerate(losses):
-        grads = torch.autograd.grad(loss, [copies[t][name] for name in names], retain_graph=True)
-        for name, g in zip(names, grads):
-            myopic_grad[name] += scale * g
-    total = sum(losses) * scale
-    all_copies = [copies[t][name] for t in range(n) for name in names]
-    grads = torch.autograd.grad(total, all_copies, allow_unused=True)  # the last position's copy is unused
-    vanilla_grad = {name: sum(grads[t * len(names) + i] for t in range(n) if grads[t * len(names) + i] is not None)
-                    for i, name in enumerate(names)}
-    return [myopic_grad[n_] for n_ in names], [vanilla_grad[n_] for n_ in names]
 
 
 def mean_loss(model, x):

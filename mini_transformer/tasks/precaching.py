@@ -1,0 +1,64 @@
+"""The synthetic pre-caching task of Wu, Morris & Levine (2024).
+
+Inputs per position n: x_n ~ N(0, 1) and a switch z_n ~ Bernoulli(p). Target:
+
+    y_n = z_n · Σ_{i=1}^{window} sin(frequency · x_{n−i}) + (1 − z_n) · x_n      (x_m = 0 for m < 0)
+
+The feature sin(frequency · x_n) is useless at position n (y_n never contains it) and useful at
+the next ``window`` positions. A model can only have it ready there if position n computes it
+for the future: **pre-caching**. The paper uses window 10, frequency 10, length 64.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class PrecachingTask:
+    window: int = 10
+    frequency: float = 10.0
+    p: float = 1.0
+    length: int = 64
+
+    def __post_init__(self):
+        if not 0 <= self.p <= 1:
+            raise ValueError(f"p must lie in [0, 1], got {self.p}")
+        if self.window < 1 or self.length < 2:
+            raise ValueError(f"window must be ≥ 1 and length ≥ 2, got window={self.window}, length={self.length}")
+
+    def sample(self, batch_size: int, generator: torch.Generator | None = None):
+        """``(inputs (batch, length, 2), targets (batch, length))``; inputs[..., 0] = x, [..., 1] = z."""
+        x = torch.randn(batch_size, self.length, generator=generator)
+        z = (torch.rand(batch_size, self.length, generator=generator) < self.p).float()
+        return torch.stack([x, z], dim=-1), self.targets(x, z)
+
+    def future_feature(self, x: torch.Tensor) -> torch.Tensor:
+        """sin(frequency · x): the feature each position should pre-cache."""
+        return torch.sin(self.frequency * x)
+
+    def targets(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        feature = self.future_feature(x)
+        padded = F.pad(feature, (self.window, 0))  # zeros before the start
+        lagged = sum(padded[:, self.window - i: self.window - i + self.length] for i in range(1, self.window + 1))
+        return z * lagged + (1 - z) * x
+
+    def batches(self, batch_size: int, seed: int = 0):
+        """Yield ``(inputs, targets)`` batches forever from a seeded generator."""
+        generator = torch.Generator().manual_seed(seed)
+        while True:
+            yield self.sample(batch_size, generator)
+
+
+def huber_loss(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The paper's loss: Huber (δ = 1) between the model's scalar output and the target."""
+    return F.huber_loss(model(inputs)[..., 0], targets, delta=1.0)
+
+
+def trivial_loss(task: PrecachingTask, n_sequences: int = 4096, seed: int = 123) -> float:
+    """Huber loss of the all-zero predictor on the task (the paper reports 1.257 at p = 1)."""
+    _, targets = task.sample(n_sequences, torch.Generator().manual_seed(seed))
+    return F.huber_loss(torch.zeros_like(targets), targets, delta=1.0).item()

@@ -1,0 +1,51 @@
+"""Linear probes and the synthetic pre-caching task."""
+
+import math
+
+import pytest
+import torch
+
+import mini_transformer as mt
+from mini_transformer.probes import probe_r2
+from mini_transformer.tasks.precaching import PrecachingTask, huber_loss, trivial_loss
+
+
+def test_probe_recovers_a_linear_target_and_not_noise():
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(2000, 8, generator=g)
+    w = torch.randn(8, generator=g)
+    y = X @ w + 0.5
+    assert probe_r2(X[:1000], y[:1000], X[1000:], y[1000:]).item() > 0.999
+    noise = torch.randn(2000, generator=g)
+    assert abs(probe_r2(X[:1000], noise[:1000], X[1000:], noise[1000:]).item()) < 0.05
+
+
+def test_precaching_targets_follow_the_definition():
+    task = PrecachingTask(window=3, frequency=10.0, p=0.5, length=8)
+    inputs, y = task.sample(4, torch.Generator().manual_seed(0))
+    x, z = inputs[..., 0], inputs[..., 1]
+    for b in range(4):
+        for n in range(8):
+            lagged = sum(math.sin(10 * x[b, n - i].item()) for i in range(1, 4) if n - i >= 0)
+            expected = lagged if z[b, n] == 1 else x[b, n].item()
+            assert y[b, n].item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_trivial_loss_matches_the_paper_at_its_setting():
+    assert trivial_loss(PrecachingTask()) == pytest.approx(1.257, abs=0.02)  # Wu et al. report 1.257
+    assert trivial_loss(PrecachingTask(p=0.0)) < trivial_loss(PrecachingTask(p=1.0))
+
+
+def test_regression_model_takes_real_inputs_and_gives_scalar_outputs():
+    cfg = mt.TransformerConfig(vocab_size=1, max_len=16, d_model=16, n_layers=1, n_heads=2, input_dim=2, output_dim=1)
+    model = mt.DTransformer(cfg)
+    task = PrecachingTask(length=16)
+    inputs, targets = task.sample(3)
+    assert model(inputs).shape == (3, 16, 1)
+    assert huber_loss(model, inputs, targets).ndim == 0
+    with pytest.raises(TypeError, match="floating-point"):
+        model(torch.zeros(1, 4, 2, dtype=torch.long))
+    with pytest.raises(ValueError, match="shape"):
+        model(torch.zeros(1, 4, 3))
+    with pytest.raises(ValueError, match="p must lie"):
+        PrecachingTask(p=2.0)
