@@ -5,7 +5,7 @@ Algorithms 1–7 live in :mod:`~mini_transformer.algorithms`, 8–10 in
 :mod:`~mini_transformer.inference`.
 """
 
-from . import gradflow, myopia, plots, recipes, widgets
+from . import gradflow, myopia, paths, plots, recipes, widgets
 from .algorithms import (
     MLP,
     LayerNorm,

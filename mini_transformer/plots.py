@@ -149,3 +149,58 @@ def plot_distance_profiles(profiles: dict, names, states, ax=None):
     ax.set_ylabel("pull of ℓ$_{s+k}$ relative to ℓ$_s$")
     ax.legend(fontsize=9)
     return ax
+
+
+def plot_state_grid(trace, positions, ax=None, min_weight: float = 0.15, batch_index: int = 0):
+    """The positions × states grid of one forward pass. Dots: states (i, t), coloured by the norm
+    ‖X_i[t]‖ from the trace. Vertical arrows: the residual path, (i−1, t) → (i, t). Slanted
+    arrows: attention reads, (i−1, s) → (i, t) for s < t, drawn when the largest weight over
+    heads A[t, s] ≥ ``min_weight`` (opacity ∝ weight)."""
+    ax = ax or plt.subplots(figsize=(10, 5))[1]
+    states = trace.stack()[:, batch_index].detach().cpu()  # (2L+1, ℓ, d)
+    norms = states.norm(dim=-1).numpy()
+    positions = list(positions)
+    n_states = states.shape[0]
+    for i in range(1, n_states):
+        for t in positions:
+            ax.annotate("", (t, i - 0.12), (t, i - 1 + 0.12),
+                        arrowprops=dict(arrowstyle="->", color="#777777", lw=1))
+            if i % 2 == 1:  # an attention update reads earlier positions
+                weights = trace.patterns[(i - 1) // 2][batch_index].detach().cpu().amax(0)  # (ℓ, ℓ)
+                for s in positions:
+                    if s < t and weights[t, s] >= min_weight:
+                        ax.annotate("", (t - 0.08, i - 0.12), (s + 0.08, i - 1 + 0.12),
+                                    arrowprops=dict(arrowstyle="->", color=COLORS["vermillion"],
+                                                    lw=1.5, alpha=float(min(1.0, weights[t, s]))))
+    grid = np.array([[norms[i, t] for t in positions] for i in range(n_states)])
+    xs, ys = np.meshgrid(positions, range(n_states))
+    dots = ax.scatter(xs, ys, c=grid, s=220, cmap=SEQUENTIAL_CMAP, edgecolors="black", linewidths=0.5, zorder=3)
+    plt.colorbar(dots, ax=ax, label="‖X$_i$[t]‖", pad=0.02)
+    ax.set_yticks(range(n_states), trace.names)
+    ax.set_xticks(positions)
+    ax.set_xlabel("position t")
+    ax.set_ylabel("state of the residual stream")
+    ax.grid(False)
+    return ax
+
+
+def plot_cone(J, graph, i: int, t: int, ax=None, names=None, colorbar: bool = True):
+    """Measured Jacobian norms ‖∂X_i[t]/∂X_{i'}[s]‖ (log colour; white = exactly 0), with the cone
+    the graph predicts outlined in black."""
+    ax = ax or plt.subplots(figsize=(8, 3.5))[1]
+    values = J.cpu().numpy()
+    cmap = plt.get_cmap(SEQUENTIAL_CMAP).copy()
+    cmap.set_bad("white")
+    image = ax.imshow(np.ma.masked_equal(values, 0.0), norm=log_norm(values, 1e-4), cmap=cmap,
+                      origin="lower", aspect="auto")
+    for a, s in graph.cone(i, t):
+        ax.add_patch(mpl.patches.Rectangle((s - 0.5, a - 0.5), 1, 1, fill=False, edgecolor="black", lw=1))
+    ax.scatter([t], [i], marker="*", s=160, color=COLORS["vermillion"], zorder=3)
+    ax.set_xlabel("position s")
+    ax.set_ylabel("state")
+    if names is not None:
+        ax.set_yticks(range(len(names)), names)
+    ax.grid(False)
+    if colorbar:
+        plt.colorbar(image, ax=ax, label="‖∂X$_i$[t] / ∂X$_{i'}$[s]‖", pad=0.02)
+    return ax

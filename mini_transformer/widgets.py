@@ -35,3 +35,36 @@ def gradient_flow_explorer(flows: dict, window: int = 16):
     box = widgets.VBox([widgets.HBox([which, position]), out])
     display(box)
     return box
+
+
+def cone_explorer(model, x, names):
+    """Pick a state and a position; see its dependency cone measured with autograd (chapter 2)."""
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    from .paths import StateGraph, measured_cone
+    from .plots import plot_cone
+
+    length = x.shape[-1]
+    graph = StateGraph(model.config.n_layers, length)
+    state = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=len(names) - 1,
+                             description="state")
+    position = widgets.IntSlider(value=length // 2, min=0, max=length - 1, description="position t",
+                                 continuous_update=False)
+    out = widgets.Output()
+
+    def draw(*_):
+        with out:
+            out.clear_output(wait=True)
+            J = measured_cone(model, x, state.value, position.value)
+            fig, ax = plt.subplots(figsize=(9, 3.6))
+            plot_cone(J, graph, state.value, position.value, ax=ax, names=names)
+            ax.set_title(f"cone of {names[state.value]} at position {position.value}")
+            plt.show()
+
+    state.observe(draw, names="value")
+    position.observe(draw, names="value")
+    draw()
+    box = widgets.VBox([widgets.HBox([state, position]), out])
+    display(box)
+    return box

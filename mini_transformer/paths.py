@@ -1,0 +1,150 @@
+"""The computation of a DTransformer as a directed acyclic graph of residual-stream states.
+
+Nodes are states (i, t): i = 0 … 2L indexes X_0 and the stream after each of the 2L updates (as
+in :class:`~mini_transformer.models.ResidualTrace`), t = 0 … ℓ−1 the position. Edges, from
+Algorithm 10:
+
+* every update keeps the residual: (i−1, t) → (i, t);
+* an attention update (i odd) reads every earlier position: (i−1, s) → (i, t) for s ≤ t;
+* an MLP update (i even) is position-wise: only (i−1, t) → (i, t).
+
+Every edge goes up exactly one state, so **every** path from an input (0, s) to an output
+(2L, t) has 2L edges, whatever ℓ: depth, not context length, bounds a chain of computation. What
+grows with ℓ is the number of paths.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+
+def _check_size(name: str, value: int, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class StateGraph:
+    """The DAG of states of a DTransformer with ``n_layers`` layers on ``length`` positions."""
+
+    n_layers: int
+    length: int
+
+    def __post_init__(self):
+        _check_size("n_layers", self.n_layers, 1)
+        _check_size("length", self.length, 1)
+
+    @property
+    def n_states(self) -> int:
+        return 2 * self.n_layers + 1
+
+    @staticmethod
+    def is_attention(i: int) -> bool:
+        """State i is the output of an attention update (odd i) rather than an MLP one."""
+        return i % 2 == 1
+
+    def _check_node(self, i: int, t: int) -> None:
+        if not 0 <= i < self.n_states:
+            raise ValueError(f"state index i must be in [0, {self.n_states - 1}], got {i}")
+        if not 0 <= t < self.length:
+            raise ValueError(f"position t must be in [0, {self.length - 1}], got {t}")
+
+    def parents(self, i: int, t: int) -> list[tuple[int, int]]:
+        """The states that (i, t) is computed from directly."""
+        self._check_node(i, t)
+        if i == 0:
+            return []
+        if self.is_attention(i):
+            return [(i - 1, s) for s in range(t + 1)]
+        return [(i - 1, t)]
+
+    def edges(self) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+        return [(p, (i, t)) for i in range(self.n_states) for t in range(self.length) for p in self.parents(i, t)]
+
+    def cone(self, i: int, t: int) -> set[tuple[int, int]]:
+        """Every state (i', s) with a path to (i, t), including (i, t) itself: its dependency cone."""
+        self._check_node(i, t)
+        cone, frontier = {(i, t)}, [(i, t)]
+        while frontier:
+            node = frontier.pop()
+            for parent in self.parents(*node):
+                if parent not in cone:
+                    cone.add(parent)
+                    frontier.append(parent)
+        return cone
+
+    @cached_property
+    def _path_counts(self) -> list[list[list[int]]]:
+        """counts[s][i][t]: number of paths from input (0, s) to (i, t)."""
+        counts = []
+        for s in range(self.length):
+            table = [[1 if t == s else 0 for t in range(self.length)]]
+            for i in range(1, self.n_states):
+                below = table[-1]
+                if self.is_attention(i):
+                    prefix, running = [], 0
+                    for t in range(self.length):
+                        running += below[t]
+                        prefix.append(running)  # Σ_{s' ≤ t} paths into (i−1, s')
+                    table.append(prefix)
+                else:
+                    table.append(list(below))
+            counts.append(table)
+        return counts
+
+    def n_paths(self, source: int, target: int) -> int:
+        """Number of paths from the input (0, source) to the output (2L, target)."""
+        self._check_node(0, source)
+        self._check_node(self.n_states - 1, target)
+        return self._path_counts[source][-1][target]
+
+    def total_paths(self) -> int:
+        """Number of paths from any input to any output."""
+        return sum(self.n_paths(s, t) for s in range(self.length) for t in range(self.length))
+
+    def longest_path(self) -> int:
+        """Edges on the longest path from any input (0, s) to any output (2L, t): every edge climbs
+        one state, so it is 2L (L layers of two updates), independent of ``length``."""
+        longest = {(0, s): 0 for s in range(self.length)}
+        for i in range(1, self.n_states):
+            for t in range(self.length):
+                longest[(i, t)] = 1 + max(longest[p] for p in self.parents(i, t))
+        return max(longest[(self.n_states - 1, t)] for t in range(self.length))
+
+    def longest_rightward_reach(self) -> int:
+        """The largest t − s over pairs with a path (0, s) → (2L, t): with causal attention every
+        earlier position is one attention step away, so it is ℓ − 1."""
+        return max(t - s for s in range(self.length) for t in range(self.length) if self.n_paths(s, t) > 0)
+
+
+def measured_cone(model, x, i: int, t: int):
+    """``J (2L+1, ℓ)``: J[i', s] = mean over the batch of ‖∂X_i[t] / ∂X_{i'}[s]‖_F, the size of the
+    Jacobian of state (i, t) with respect to every state, measured with autograd on ``model`` and
+    token ids ``x (batch, ℓ)``. Nonzero exactly on :meth:`StateGraph.cone` (i, t)."""
+    import torch
+    from torch.func import vjp, vmap
+
+    from .validation import check_tokens
+
+    config = model.config
+    x = check_tokens(x, name="x", vocab_size=config.vocab_size, max_len=config.max_len)
+    StateGraph(config.n_layers, x.shape[1])._check_node(i, t)
+    param = next(model.parameters())
+    x = x.to(param.device)
+    zeros = [torch.zeros(x.shape[0], x.shape[1], config.d_model, dtype=param.dtype, device=param.device)
+             for _ in range(2 * config.n_layers + 1)]
+
+    def state(perturbations):
+        _, trace = model(x, return_trace=True, perturbations=perturbations)
+        return trace.states[i][:, t]  # (batch, d)
+
+    with torch.enable_grad():
+        value, pullback = vjp(state, zeros)
+        d = value.shape[-1]
+        basis = torch.eye(d, dtype=value.dtype, device=value.device)[:, None, :].expand(d, *value.shape)
+        (rows,) = vmap(pullback)(basis)  # per state: (d_out, batch, ℓ, d_in)
+    return torch.stack([r.pow(2).sum(dim=(0, 3)).sqrt().mean(0) for r in rows]).detach()

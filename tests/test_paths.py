@@ -1,0 +1,56 @@
+"""The graph of states: path lengths, path counts, and cones checked against autograd."""
+
+import pytest
+import torch
+
+import mini_transformer as mt
+from conftest import small_config
+from mini_transformer.paths import StateGraph, measured_cone
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_longest_path_is_two_per_layer_whatever_the_length(n_layers):
+    lengths = [1, 2, 5, 17]
+    assert [StateGraph(n_layers, n).longest_path() for n in lengths] == [2 * n_layers] * len(lengths)
+
+
+def test_number_of_paths_grows_with_length():
+    totals = [StateGraph(2, n).total_paths() for n in (1, 2, 4, 8, 16)]
+    assert totals == sorted(totals) and totals[0] == 1 and totals[-1] > 100 * totals[1]
+
+
+def test_path_counts_by_hand_for_one_layer():
+    graph = StateGraph(1, 3)
+    # one attention step: exactly one path from every s ≤ t, none from s > t
+    assert [[graph.n_paths(s, t) for t in range(3)] for s in range(3)] == [[1, 1, 1], [0, 1, 1], [0, 0, 1]]
+    # two layers: paths from s to t are the positions r with s ≤ r ≤ t that the first attention can stop at
+    two = StateGraph(2, 4)
+    assert two.n_paths(0, 3) == 4 and two.n_paths(2, 3) == 2 and two.n_paths(3, 3) == 1
+
+
+def test_cone_shape():
+    graph = StateGraph(2, 6)
+    cone = graph.cone(4, 3)  # the output at position 3
+    assert all(s <= 3 for _, s in cone)
+    assert (0, 0) in cone and (3, 3) in cone and (3, 2) not in cone  # an MLP update is position-wise
+    assert graph.cone(2, 2) == {(2, 2), (1, 2), (0, 0), (0, 1), (0, 2)}
+
+
+def test_bad_nodes_raise():
+    graph = StateGraph(2, 4)
+    with pytest.raises(ValueError, match="state index"):
+        graph.cone(5, 0)
+    with pytest.raises(ValueError, match="position"):
+        graph.parents(1, 4)
+    with pytest.raises(ValueError, match="n_layers"):
+        StateGraph(0, 3)
+
+
+@pytest.mark.parametrize("i, t", [(4, 5), (3, 2), (2, 4), (1, 0), (6, 6)])
+def test_predicted_cone_equals_the_states_with_a_nonzero_jacobian(i, t):
+    torch.manual_seed(0)
+    model = mt.DTransformer(small_config(n_layers=3)).double()
+    x = torch.randint(0, 11, (2, 8))
+    J = measured_cone(model, x, i, t)
+    measured = {(a, s) for a in range(J.shape[0]) for s in range(J.shape[1]) if J[a, s] > 0}
+    assert measured == StateGraph(3, 8).cone(i, t)
