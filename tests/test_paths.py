@@ -54,3 +54,14 @@ def test_predicted_cone_equals_the_states_with_a_nonzero_jacobian(i, t):
     J = measured_cone(model, x, i, t)
     measured = {(a, s) for a in range(J.shape[0]) for s in range(J.shape[1]) if J[a, s] > 0}
     assert measured == StateGraph(3, 8).cone(i, t)
+
+
+def test_explorers_build_without_a_browser():
+    from mini_transformer.gradflow import gradient_flow
+    from mini_transformer.widgets import cone_explorer, gradient_flow_explorer
+
+    torch.manual_seed(0)
+    model = mt.DTransformer(small_config())
+    x = torch.randint(0, 11, (1, 6))
+    assert cone_explorer(model, x, ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp"]) is not None
+    assert gradient_flow_explorer({"m": gradient_flow(model, x)}) is not None
