@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book test test-package test-notebooks clean
+.PHONY: setup book test test-package test-notebooks test-browser clean
 
 setup: $(VENV)/.installed
 
@@ -22,12 +22,16 @@ book: setup
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test-package: setup
-	$(PY) -m pytest tests
+	$(PY) -m pytest tests --ignore=tests/browser
 
 test-notebooks: setup
 	$(PY) -m pytest --nbval-lax --nbval-current-env chapters
 
-test: test-package test-notebooks book
+# every page of the built book in headless Chromium (Debian's chromium); screenshots in artifacts/
+test-browser: book
+	$(PY) -m pytest tests/browser
+
+test: test-package test-notebooks test-browser
 
 clean:
 	rm -rf _build
