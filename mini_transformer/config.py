@@ -23,15 +23,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
+from .validation import check_int
+
 ACTIVATIONS = ("gelu", "relu")
 POSITIONAL = ("learned", "sinusoidal")
-
-
-def _check_int(name: str, value, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
 
 
 @dataclass(frozen=True)
@@ -58,10 +53,10 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
-            _check_int(name, getattr(self, name))
+            check_int(getattr(self, name), name)
         for name in ("d_mlp", "n_dec_layers", "d_final", "input_dim", "output_dim"):
             if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name))
+                check_int(getattr(self, name), name)
         if self.d_model % self.n_heads != 0:
             raise ValueError(
                 f"n_heads must divide d_model: d_model={self.d_model} is not a multiple of "

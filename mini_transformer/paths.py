@@ -18,13 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-
-def _check_size(name: str, value: int, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
+from .validation import check_int
 
 
 @dataclass(frozen=True)
@@ -35,8 +29,8 @@ class StateGraph:
     length: int
 
     def __post_init__(self):
-        _check_size("n_layers", self.n_layers, 1)
-        _check_size("length", self.length, 1)
+        check_int(self.n_layers, "n_layers")
+        check_int(self.length, "length")
 
     @property
     def n_states(self) -> int:

@@ -47,15 +47,13 @@ def check_vectors(x, *, name: str = "x", width: int, max_len: int) -> torch.Tens
     return x
 
 
-def check_states(X, *, name: str, width: int) -> torch.Tensor:
-    """Validate residual-stream states: a floating tensor of shape ``(batch, ℓ, width)``."""
-    if not isinstance(X, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(X).__name__}")
-    if not X.dtype.is_floating_point:
-        raise TypeError(f"{name} must be a floating-point tensor, got dtype {X.dtype}")
-    if X.dim() != 3 or X.shape[-1] != width:
-        raise ValueError(f"{name} must have shape (batch, ℓ, {width}), got {tuple(X.shape)}")
-    return X
+def check_int(value, name: str, minimum: int = 1) -> int:
+    """An int (not a bool) that is at least ``minimum``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
 
 
 def check_temperature(tau) -> float:
@@ -68,11 +66,7 @@ def check_temperature(tau) -> float:
 
 
 def check_positive_int(value, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return int(value)
+    return check_int(value, name, minimum=1)
 
 
 def check_choice(value, name: str, choices) -> str:
