@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book test test-package test-notebooks test-browser clean
+.PHONY: setup book test test-package test-notebooks test-browser test-colab clean
 
 setup: $(VENV)/.installed
 
@@ -22,7 +22,11 @@ book: setup
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
 test-package: setup
-	$(PY) -m pytest tests --ignore=tests/browser
+	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/colab
+
+# a fresh environment like Colab's, where chapter 1's first cell installs the package itself
+test-colab: setup
+	$(PY) -m pytest tests/colab
 
 test-notebooks: setup
 	$(PY) -m pytest --nbval-lax --nbval-current-env chapters
@@ -31,7 +35,7 @@ test-notebooks: setup
 test-browser: book
 	$(PY) -m pytest tests/browser
 
-test: test-package test-notebooks test-browser
+test: test-package test-notebooks test-colab test-browser
 
 clean:
 	rm -rf _build

@@ -58,3 +58,17 @@ def show_source(obj):
     from IPython.display import Code
 
     return Code(inspect.getsource(obj), language="python")
+
+
+def glue(name: str, value, display: bool = True):
+    """myst-nb's ``glue`` (records a value for the book's prose) where myst-nb is installed; in
+    Colab, which lacks it and builds no book, just show the value when ``display`` is true."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        if display:
+            from IPython.display import display as show
+
+            show(value)
+        return None
+    return myst_glue(name, value, display=display)
