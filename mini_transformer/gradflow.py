@@ -59,12 +59,15 @@ class GradientFlow:
         return torch.stack([self.G.diagonal(offset=k, dim1=-2, dim2=-1).mean(-1) for k in range(n)], dim=-1)
 
 
+def token_losses(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(batch, ℓ−1)``: −log P[x[b, t+1], t], Algorithm 13's line 5 one term per position."""
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
+
+
 def position_losses(model, x: torch.Tensor):
-    """Forward pass with a residual trace; returns ``(losses (batch, ℓ−1), trace)`` where
-    ``losses[b, t] = −log P[x[b, t+1], t]`` (Algorithm 13, line 5, one term per position)."""
+    """Forward pass with a residual trace; returns ``(token_losses (batch, ℓ−1), trace)``."""
     logits, trace = model(x, return_trace=True)
-    losses = F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
-    return losses, trace
+    return token_losses(logits, x), trace
 
 
 def _check_batch(model, x: torch.Tensor) -> torch.Tensor:
@@ -90,15 +93,10 @@ def gradient_flow(model, x: torch.Tensor) -> GradientFlow:
     every row of the identity, one row per loss position. Parameters get no gradient.
     """
     x = _check_batch(model, x)
-    batch, length = x.shape
-    n_states = 2 * model.config.n_layers + 1
-    param = next(model.parameters())
-    zeros = [torch.zeros(batch, length, model.config.d_model, dtype=param.dtype, device=param.device)
-             for _ in range(n_states)]
+    zeros = model.zero_perturbations(*x.shape)
 
     def per_position_losses(perturbations):
-        logits = model(x, perturbations=perturbations)
-        return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none").sum(0)
+        return token_losses(model(x, perturbations=perturbations), x).sum(0)
 
     with torch.enable_grad():  # also works when called under torch.no_grad()
         losses, pullback = vjp(per_position_losses, zeros)

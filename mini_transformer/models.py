@@ -160,6 +160,13 @@ class DTransformer(nn.Module):
         # W_u: N_V logits, or config.output_dim real outputs (a regression head)
         self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
 
+    def zero_perturbations(self, batch: int, length: int) -> list[torch.Tensor]:
+        """2L+1 zero tensors ``(batch, ℓ, d_e)`` for ``forward(perturbations=…)``: differentiating
+        with respect to them gives the gradient with respect to every state of the stream."""
+        param = self.unembedding.W_u
+        shape = (batch, length, self.config.d_model)
+        return [torch.zeros(shape, dtype=param.dtype, device=param.device) for _ in range(2 * len(self.layers) + 1)]
+
     def forward(self, x: torch.Tensor, return_trace: bool = False, perturbations=None):
         """Logits ``(batch, ℓ, N_V)``, and the :class:`ResidualTrace` if ``return_trace``.
 

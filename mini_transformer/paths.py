@@ -127,10 +127,8 @@ def measured_cone(model, x, i: int, t: int):
     config = model.config
     x = check_tokens(x, name="x", vocab_size=config.vocab_size, max_len=config.max_len)
     StateGraph(config.n_layers, x.shape[1])._check_node(i, t)
-    param = next(model.parameters())
-    x = x.to(param.device)
-    zeros = [torch.zeros(x.shape[0], x.shape[1], config.d_model, dtype=param.dtype, device=param.device)
-             for _ in range(2 * config.n_layers + 1)]
+    x = x.to(next(model.parameters()).device)
+    zeros = model.zero_perturbations(*x.shape)
 
     def state(perturbations):
         _, trace = model(x, return_trace=True, perturbations=perturbations)
