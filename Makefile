@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
 
-.PHONY: setup book test test-package test-notebooks test-browser test-colab clean
+.PHONY: setup book test test-package test-notebooks test-browser test-colab benchmarks clean
 
 setup: $(VENV)/.installed
 
@@ -36,6 +36,10 @@ test-browser: book
 	$(PY) -m pytest tests/browser
 
 test: test-package test-notebooks test-colab test-browser
+
+# the benchmark suite on this machine; writes book/benchmarks/latest.md for book/performance.md
+benchmarks: setup
+	$(PY) -m benchmarks
 
 clean:
 	rm -rf _build

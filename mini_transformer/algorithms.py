@@ -150,10 +150,16 @@ class MHAttention(nn.Module):
 
     ``past_gradient`` (β, default 1) and ``zero_past`` select myopic self-attention
     (:mod:`mini_transformer.myopia`): same forward pass, gradient into other positions scaled by β.
+
+    ``fused=True`` computes the same function with one stacked projection and
+    ``F.scaled_dot_product_attention`` whenever the pattern is not asked for (``need_weights=False``)
+    and attention is not myopic; A is then returned as None.
     """
 
-    def __init__(self, d_x: int, n_heads: int, d_head: int, d_out: int | None = None, d_z: int | None = None):
+    def __init__(self, d_x: int, n_heads: int, d_head: int, d_out: int | None = None, d_z: int | None = None,
+                 fused: bool = False):
         super().__init__()
+        self.fused = fused
         d_z = d_x if d_z is None else d_z
         d_out = d_x if d_out is None else d_out
         self.n_heads, self.d_head = n_heads, d_head
@@ -168,7 +174,11 @@ class MHAttention(nn.Module):
         self.past_gradient = 1.0  # β of myopic training: 1 is the plain Algorithm 4
         self.zero_past = False
 
-    def forward(self, X: torch.Tensor, Z: torch.Tensor | None = None, *, mask: torch.Tensor):
+    def forward(self, X: torch.Tensor, Z: torch.Tensor | None = None, *, mask: torch.Tensor,
+                need_weights: bool = True, is_causal: bool = False):
+        """``is_causal=True`` promises that ``mask`` is the causal mask (lets the fused kernel skip it)."""
+        if self.fused and not need_weights and self.past_gradient == 1.0 and not self.zero_past:
+            return self._fused_forward(X, X if Z is None else Z, mask, is_causal), None
         heads = (self.W_q, self.b_q.unsqueeze(1), self.W_k, self.b_k.unsqueeze(1), self.W_v, self.b_v.unsqueeze(1))
         # line 1: Y^h ← Attention(X, Z | W^h_qkv, Mask) for every head h at once;
         # X and Z get a head axis (batch, 1, ℓ, d) that broadcasts against W (H, d_head, d).
@@ -179,6 +189,24 @@ class MHAttention(nn.Module):
             Y, A = attention(X.unsqueeze(1), Z.unsqueeze(1), *heads, mask)
         Y = rearrange(Y, "batch head t d -> batch t (head d)")  # line 2: Y ← [Y¹; Y²; …; Y^H]
         return Y @ self.W_o.T + self.b_o, A  # line 3: Ṽ ← W_o Y + b_o 1ᵀ
+
+    def _fused_forward(self, X, Z, mask, is_causal: bool) -> torch.Tensor:
+        """Algorithm 5 through fused kernels: the same Q, K, V (lines 1–3 of Algorithm 4, all heads
+        in one matrix product when X is Z), softmax(KᵀQ/√d_attn) V in one kernel, then W_o."""
+        H, d = self.n_heads, self.d_head
+        if X is Z:
+            W = torch.cat([self.W_q, self.W_k, self.W_v]).flatten(0, 1)  # (3·H·d_head, d_x)
+            b = torch.cat([self.b_q, self.b_k, self.b_v]).flatten()
+            Q, K, V = rearrange(F.linear(X, W, b), "batch t (three head d) -> three batch head t d", three=3, head=H)
+        else:
+            Q = rearrange(F.linear(X, self.W_q.flatten(0, 1), self.b_q.flatten()), "b t (h d) -> b h t d", h=H)
+            K = rearrange(F.linear(Z, self.W_k.flatten(0, 1), self.b_k.flatten()), "b t (h d) -> b h t d", h=H)
+            V = rearrange(F.linear(Z, self.W_v.flatten(0, 1), self.b_v.flatten()), "b t (h d) -> b h t d", h=H)
+        if is_causal:
+            Y = F.scaled_dot_product_attention(Q, K, V, is_causal=True)
+        else:
+            Y = F.scaled_dot_product_attention(Q, K, V, attn_mask=mask)
+        return F.linear(rearrange(Y, "batch head t d -> batch t (head d)"), self.W_o, self.b_o)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,13 +226,16 @@ def layer_norm(e: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: fl
 class LayerNorm(nn.Module):
     """Algorithm 6 with its parameters γ (ones) and β (zeros) of shape ``(d_e,)``."""
 
-    def __init__(self, d_model: int, eps: float = 1e-5):
+    def __init__(self, d_model: int, eps: float = 1e-5, fused: bool = False):
         super().__init__()
         self.gamma = nn.Parameter(torch.ones(d_model))
         self.beta = nn.Parameter(torch.zeros(d_model))
         self.eps = eps
+        self.fused = fused  # True: the same function through PyTorch's fused kernel
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        if self.fused:
+            return F.layer_norm(X, self.gamma.shape, self.gamma, self.beta, self.eps)
         return layer_norm(X, self.gamma, self.beta, self.eps)
 
 
@@ -244,15 +275,19 @@ class MLP(nn.Module):
     ``W_mlp1 (d_mlp, d_e)``, ``W_mlp2 (d_e, d_mlp)``; ``activation`` is ``"gelu"`` or ``"relu"``.
     """
 
-    def __init__(self, d_model: int, d_mlp: int, activation: str):
+    def __init__(self, d_model: int, d_mlp: int, activation: str, fused: bool = False):
         super().__init__()
         check_choice(activation, "activation", tuple(ACTIVATION_FUNCTIONS))
         self.activation = activation
+        self.fused = fused  # True: bias added inside the matrix product (F.linear)
         self.W_mlp1 = nn.Parameter(torch.randn(d_mlp, d_model) * 0.02)
         self.b_mlp1 = nn.Parameter(torch.zeros(d_mlp))
         self.W_mlp2 = nn.Parameter(torch.randn(d_model, d_mlp) * 0.02)
         self.b_mlp2 = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
-        hidden = ACTIVATION_FUNCTIONS[self.activation](X @ self.W_mlp1.T + self.b_mlp1)
+        act = ACTIVATION_FUNCTIONS[self.activation]
+        if self.fused:
+            return F.linear(act(F.linear(X, self.W_mlp1, self.b_mlp1)), self.W_mlp2, self.b_mlp2)
+        hidden = act(X @ self.W_mlp1.T + self.b_mlp1)
         return hidden @ self.W_mlp2.T + self.b_mlp2

@@ -16,6 +16,8 @@ d_mlp          d_mlp           hidden width of the MLP (default ``4 * d_model``)
 d_final        d_f             width of ETransformer's final projection W_f (default d_e)
 input_dim      (not in paper)  continuous inputs: W_e becomes a linear map ℝ^input_dim → ℝ^d_e
 output_dim     (not in paper)  real-valued outputs: W_u maps to output_dim values, not N_V logits
+kernels        (not in paper)  ``"faithful"``: the algorithms line by line; ``"fused"``: the same
+                               functions through PyTorch's fused kernels (faster, no patterns)
 =============  ==============  ============================================================
 """
 
@@ -27,6 +29,7 @@ from .validation import check_int
 
 ACTIVATIONS = ("gelu", "relu")
 POSITIONAL = ("learned", "sinusoidal")
+KERNELS = ("faithful", "fused")
 
 
 @dataclass(frozen=True)
@@ -50,6 +53,7 @@ class TransformerConfig:
     layer_norm_eps: float = 1e-5  # not in the paper; see Algorithm 6
     input_dim: int | None = None  # None: token ids; an int: real vectors of that size per position
     output_dim: int | None = None  # None: N_V logits; an int: that many real outputs per position
+    kernels: str = "faithful"  # "fused": layer norm, projections and attention through fused kernels
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
@@ -66,6 +70,8 @@ class TransformerConfig:
             raise ValueError(f"activation must be one of {ACTIVATIONS} or None, got {self.activation!r}")
         if self.positional not in POSITIONAL:
             raise ValueError(f"positional must be one of {POSITIONAL}, got {self.positional!r}")
+        if self.kernels not in KERNELS:
+            raise ValueError(f"kernels must be one of {KERNELS}, got {self.kernels!r}")
         if not isinstance(self.layer_norm_eps, (int, float)) or isinstance(self.layer_norm_eps, bool):
             raise TypeError(f"layer_norm_eps must be a float, got {type(self.layer_norm_eps).__name__}")
         if self.layer_norm_eps < 0:

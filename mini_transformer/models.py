@@ -124,15 +124,15 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        d = config.d_model
-        self.ln_attn = LayerNorm(d, config.layer_norm_eps)  # γ_l^1, β_l^1
-        self.attn = MHAttention(d, config.n_heads, config.d_head)  # W_l
-        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)  # γ_l^2, β_l^2
-        self.mlp = MLP(d, config.mlp_width, config.activation or "gelu")  # W_mlp1^l, …, b_mlp2^l
+        d, fused = config.d_model, config.kernels == "fused"
+        self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^1, β_l^1
+        self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)  # W_l
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^2, β_l^2
+        self.mlp = MLP(d, config.mlp_width, config.activation or "gelu", fused)  # W_mlp1^l, …, b_mlp2^l
 
-    def attn_update(self, X: torch.Tensor, mask: torch.Tensor):
+    def attn_update(self, X: torch.Tensor, mask: torch.Tensor, need_weights: bool = True, is_causal: bool = False):
         """The attention update and pattern: MHAttention(layer_norm(X)) (lines 5–6, without the sum)."""
-        return self.attn(self.ln_attn(X), mask=mask)
+        return self.attn(self.ln_attn(X), mask=mask, need_weights=need_weights, is_causal=is_causal)
 
     def mlp_update(self, X: torch.Tensor) -> torch.Tensor:
         """The MLP update: W_mlp2 GELU(W_mlp1 layer_norm(X) + b_mlp1) + b_mlp2 (lines 7–8)."""
@@ -156,7 +156,8 @@ class DTransformer(nn.Module):
         self.mask_kind = check_choice(mask_kind, "mask_kind", ("causal", "self"))
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
-        self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps)  # γ, β
+        fused = config.kernels == "fused"
+        self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps, fused)  # γ, β
         # W_u: N_V logits, or config.output_dim real outputs (a regression head)
         self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
 
@@ -189,7 +190,8 @@ class DTransformer(nn.Module):
         X = record(self.embedding(x))  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
         mask = attention_mask(self.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
         for layer in self.layers:  # line 4: for l = 1, …, L
-            update, pattern = layer.attn_update(X, mask)  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)
+            update, pattern = layer.attn_update(X, mask, need_weights=return_trace,
+                                                is_causal=self.mask_kind == "causal")  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)
             X = record(X + update)  # line 6: X ← X + MHAttention(X̃ | W_l, Mask)
             patterns.append(pattern)
             X = record(X + layer.mlp_update(X))  # lines 7–8: X ← X + W_mlp2 GELU(W_mlp1 X̃ + b_mlp1 1ᵀ) + b_mlp2 1ᵀ
@@ -207,15 +209,15 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig, activation: str):
         super().__init__()
-        d = config.d_model
-        self.attn = MHAttention(d, config.n_heads, config.d_head)
-        self.ln_attn = LayerNorm(d, config.layer_norm_eps)
-        self.mlp = MLP(d, config.mlp_width, activation)
-        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)
+        d, fused = config.d_model, config.kernels == "fused"
+        self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
+        self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)
+        self.mlp = MLP(d, config.mlp_width, activation, fused)
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         mask = attention_mask("bidirectional", X.shape[1], device=X.device)
-        X = self.ln_attn(X + self.attn(X, mask=mask)[0])  # X ← X + MHAttention(X | W_l, Mask ≡ 1); layer_norm
+        X = self.ln_attn(X + self.attn(X, mask=mask, need_weights=False)[0])  # X ← X + MHAttention(X | W_l, Mask ≡ 1); layer_norm
         return self.ln_mlp(X + self.mlp(X))  # X ← X + W_mlp2 act(W_mlp1 X + b) + b; layer_norm
 
 
@@ -231,10 +233,10 @@ class ETransformer(nn.Module):
         self.config = _check_config(config)
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(EncoderLayer(config, config.activation or "gelu") for _ in range(config.n_layers))
-        d_f = config.final_width
+        d_f, fused = config.final_width, config.kernels == "fused"
         self.W_f = nn.Parameter(torch.randn(d_f, config.d_model) * 0.02)
         self.b_f = nn.Parameter(torch.zeros(d_f))
-        self.final_ln = LayerNorm(d_f, config.layer_norm_eps)
+        self.final_ln = LayerNorm(d_f, config.layer_norm_eps, fused)
         self.unembedding = Unembedding(d_f, config.vocab_size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -253,19 +255,19 @@ class EDDecoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig, activation: str):
         super().__init__()
-        d = config.d_model
-        self.self_attn = MHAttention(d, config.n_heads, config.d_head)
-        self.ln_self = LayerNorm(d, config.layer_norm_eps)
-        self.cross_attn = MHAttention(d, config.n_heads, config.d_head)
-        self.ln_cross = LayerNorm(d, config.layer_norm_eps)
-        self.mlp = MLP(d, config.mlp_width, activation)
-        self.ln_mlp = LayerNorm(d, config.layer_norm_eps)
+        d, fused = config.d_model, config.kernels == "fused"
+        self.self_attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
+        self.ln_self = LayerNorm(d, config.layer_norm_eps, fused)
+        self.cross_attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
+        self.ln_cross = LayerNorm(d, config.layer_norm_eps, fused)
+        self.mlp = MLP(d, config.mlp_width, activation, fused)
+        self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)
 
     def forward(self, X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
         causal = attention_mask("causal", X.shape[1], device=X.device)
         cross = attention_mask("bidirectional", X.shape[1], Z.shape[1], device=X.device)
-        X = self.ln_self(X + self.self_attn(X, mask=causal)[0])  # X ← X + MHAttention(X | W_l^dec, [[t ≤ t']]); LN
-        X = self.ln_cross(X + self.cross_attn(X, Z, mask=cross)[0])  # X ← X + MHAttention(X, Z | W_l^e/d, 1); LN
+        X = self.ln_self(X + self.self_attn(X, mask=causal, need_weights=False, is_causal=True)[0])  # X ← X + MHAttention(X | W_l^dec, [[t ≤ t']]); LN
+        X = self.ln_cross(X + self.cross_attn(X, Z, mask=cross, need_weights=False)[0])  # X ← X + MHAttention(X, Z | W_l^e/d, 1); LN
         return self.ln_mlp(X + self.mlp(X))  # X ← X + W_mlp4 ReLU(W_mlp3 X + b) + b; LN
 
 

@@ -11,6 +11,11 @@ Algorithm 10:
 Every edge goes up exactly one state, so **every** path from an input (0, s) to an output
 (2L, t) has 2L edges, whatever ℓ: depth, not context length, bounds a chain of computation. What
 grows with ℓ is the number of paths.
+
+With ``written=True`` the model writes its own tokens (Algorithm 14): the token sampled from the
+output at position t − 1 is embedded again as the input at t, which adds the edge
+(2L, t − 1) → (0, t). That edge carries information but no gradient (sampling is discrete), and
+it lets a path climb the whole stack once per written token: the longest path grows with ℓ.
 """
 
 from __future__ import annotations
@@ -27,10 +32,13 @@ class StateGraph:
 
     n_layers: int
     length: int
+    written: bool = False
 
     def __post_init__(self):
         check_int(self.n_layers, "n_layers")
         check_int(self.length, "length")
+        if not isinstance(self.written, bool):
+            raise TypeError(f"written must be a bool, got {type(self.written).__name__}")
 
     @property
     def n_states(self) -> int:
@@ -50,8 +58,8 @@ class StateGraph:
     def parents(self, i: int, t: int) -> list[tuple[int, int]]:
         """The states that (i, t) is computed from directly."""
         self._check_node(i, t)
-        if i == 0:
-            return []
+        if i == 0:  # an input: a given token, or (written) the token sampled from the output before it
+            return [(self.n_states - 1, t - 1)] if self.written and t > 0 else []
         if self.is_attention(i):
             return [(i - 1, s) for s in range(t + 1)]
         return [(i - 1, t)]
@@ -71,22 +79,19 @@ class StateGraph:
                     frontier.append(parent)
         return cone
 
+    def topological_order(self) -> list[tuple[int, int]]:
+        """Every state, each after all of its parents: positions left to right, states bottom up."""
+        return [(i, t) for t in range(self.length) for i in range(self.n_states)]
+
     @cached_property
-    def _path_counts(self) -> list[list[list[int]]]:
-        """counts[s][i][t]: number of paths from input (0, s) to (i, t)."""
+    def _path_counts(self) -> list[dict[tuple[int, int], int]]:
+        """counts[s][(i, t)]: number of paths from the input (0, s) to the state (i, t)."""
         counts = []
         for s in range(self.length):
-            table = [[1 if t == s else 0 for t in range(self.length)]]
-            for i in range(1, self.n_states):
-                below = table[-1]
-                if self.is_attention(i):
-                    prefix, running = [], 0
-                    for t in range(self.length):
-                        running += below[t]
-                        prefix.append(running)  # Σ_{s' ≤ t} paths into (i−1, s')
-                    table.append(prefix)
-                else:
-                    table.append(list(below))
+            table = {}
+            for node in self.topological_order():
+                start = 1 if node == (0, s) else 0
+                table[node] = start + sum(table[p] for p in self.parents(*node))
             counts.append(table)
         return counts
 
@@ -94,19 +99,21 @@ class StateGraph:
         """Number of paths from the input (0, source) to the output (2L, target)."""
         self._check_node(0, source)
         self._check_node(self.n_states - 1, target)
-        return self._path_counts[source][-1][target]
+        return self._path_counts[source][(self.n_states - 1, target)]
 
     def total_paths(self) -> int:
         """Number of paths from any input to any output."""
         return sum(self.n_paths(s, t) for s in range(self.length) for t in range(self.length))
 
     def longest_path(self) -> int:
-        """Edges on the longest path from any input (0, s) to any output (2L, t): every edge climbs
-        one state, so it is 2L (L layers of two updates), independent of ``length``."""
-        longest = {(0, s): 0 for s in range(self.length)}
-        for i in range(1, self.n_states):
-            for t in range(self.length):
-                longest[(i, t)] = 1 + max(longest[p] for p in self.parents(i, t))
+        """Edges on the longest path from any input (0, s) to any output (2L, t). Every edge of
+        the model climbs one state, so without written tokens it is 2L (L layers of two updates),
+        independent of ``length``; with them it is 2L · ℓ + ℓ − 1 (the whole stack once per
+        position, plus one sampling edge between neighbours)."""
+        longest = {}
+        for node in self.topological_order():
+            parents = self.parents(*node)
+            longest[node] = 1 + max(longest[p] for p in parents) if parents else 0
         return max(longest[(self.n_states - 1, t)] for t in range(self.length))
 
     def longest_rightward_reach(self) -> int:

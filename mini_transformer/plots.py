@@ -204,3 +204,60 @@ def plot_cone(J, graph, i: int, t: int, ax=None, names=None, colorbar: bool = Tr
     if colorbar:
         plt.colorbar(image, ax=ax, label="‖∂X$_i$[t] / ∂X$_{i'}$[s]‖", pad=0.02)
     return ax
+
+
+def plot_path_scaling(lengths, depths, graph_cls, axes=None):
+    """Two panels from :class:`~mini_transformer.paths.StateGraph`: the longest input-to-output
+    path against the context length ℓ (flat without written tokens, growing with them), and the
+    number of paths (log scale). Returns the axes."""
+    axes = axes if axes is not None else plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)[1]
+    colors = list(COLORS.values())
+    for color, n_layers in zip(colors, depths):
+        silent = [graph_cls(n_layers, n) for n in lengths]
+        axes[0].plot(lengths, [g.longest_path() for g in silent], "o-", color=color, label=f"L = {n_layers}")
+        axes[0].plot(lengths, [graph_cls(n_layers, n, written=True).longest_path() for n in lengths], "s--",
+                     color=color, alpha=0.6, label=f"L = {n_layers}, writing tokens")
+        axes[1].plot(lengths, [g.total_paths() for g in silent], "o-", color=color, label=f"L = {n_layers}")
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("longest path (updates in a chain)")
+    axes[0].set_title("Chain length: bounded by depth unless tokens are written")
+    axes[1].set_yscale("log")
+    axes[1].set_ylabel("number of input-to-output paths")
+    axes[1].set_title("Number of paths: grows with ℓ")
+    for ax in axes:
+        ax.set_xscale("log", base=2)
+        ax.set_xlabel("context length ℓ (positions)")
+        ax.legend(fontsize=9, ncol=1 if ax is axes[1] else 2)
+    return axes
+
+
+def plot_accuracy_grid(rows: dict[str, list[float]], chance: float, ax=None, solved: float = 0.99):
+    """Heatmap of accuracy, one row per model (e.g. depth), one column per number of serial steps
+    k = 1 … n; cells at or above ``solved`` are marked with a dot. Returns the axes."""
+    ax = ax or plt.subplots(figsize=(10, 0.6 * len(rows) + 1.6))[1]
+    values = np.array(list(rows.values()))
+    image = ax.imshow(values, vmin=chance, vmax=1.0, cmap=SEQUENTIAL_CMAP, aspect="auto")
+    ys, xs = np.nonzero(values >= solved)
+    ax.scatter(xs, ys, s=12, color="white", edgecolor="black", lw=0.5, label=f"accuracy ≥ {solved:.0%}")
+    ax.set_yticks(range(len(rows)), list(rows))
+    ax.set_xticks(range(values.shape[1]), range(1, values.shape[1] + 1))
+    ax.set_xlabel("k: number of permutations composed (serial steps)")
+    ax.set_ylabel("model")
+    ax.grid(False)
+    plt.colorbar(image, ax=ax, label=f"accuracy (chance {chance:.2f})", pad=0.02)
+    ax.legend(loc="upper right", bbox_to_anchor=(1.0, 1.18), fontsize=9)
+    return ax
+
+
+def plot_accuracy_by_k(curves: dict[str, list[float]], chance: float, ax=None):
+    """Accuracy against the number of serial steps k, one line per model, chance dashed."""
+    ax = ax or plt.subplots(figsize=(8, 4))[1]
+    markers = "os^vD<>"
+    for (name, values), marker in zip(curves.items(), markers):
+        ax.plot(range(1, len(values) + 1), values, marker=marker, ms=5, label=name)
+    ax.axhline(chance, color=COLORS["black"], ls="--", lw=1, label=f"chance ({chance:.2f})")
+    ax.set_ylim(0, 1.05)
+    ax.set_xlabel("k: number of permutations composed (serial steps)")
+    ax.set_ylabel("accuracy on held-out sequences")
+    ax.legend()
+    return ax

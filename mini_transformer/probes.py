@@ -25,3 +25,14 @@ def probe_r2(train_features, train_targets, test_features, test_targets, ridge: 
     residual = ((F_ @ W - Y) ** 2).sum(0)
     total = ((Y - Y.mean(0)) ** 2).sum(0)
     return 1 - residual / total
+
+
+def probe_accuracy(train_features, train_labels, test_features, test_labels, n_classes: int,
+                   ridge: float = 1e-3) -> float:
+    """A linear classifier fitted by ridge regression onto one-hot labels; returns the share of
+    held-out rows whose largest score is the true class."""
+    one_hot = torch.nn.functional.one_hot(train_labels.long(), n_classes)
+    W = fit_linear_probe(train_features, one_hot, ridge)
+    F_ = torch.cat([test_features.double(), torch.ones(len(test_features), 1, dtype=torch.float64,
+                                                         device=test_features.device)], 1)
+    return ((F_ @ W).argmax(1) == test_labels.to(F_.device)).double().mean().item()

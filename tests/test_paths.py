@@ -19,6 +19,22 @@ def test_number_of_paths_grows_with_length():
     assert totals == sorted(totals) and totals[0] == 1 and totals[-1] > 100 * totals[1]
 
 
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_written_tokens_make_the_longest_path_grow_with_length(n_layers):
+    for n in (1, 2, 5, 9):
+        assert StateGraph(n_layers, n, written=True).longest_path() == 2 * n_layers * n + n - 1
+
+
+def test_written_token_edge():
+    graph = StateGraph(1, 3, written=True)
+    assert graph.parents(0, 0) == [] and graph.parents(0, 2) == [(2, 1)]
+    # the input at 2 now depends on everything before it, through the token written at 1
+    assert (1, 0) in graph.cone(0, 2) and (2, 1) in graph.cone(0, 2)
+    assert graph.n_paths(0, 2) > StateGraph(1, 3).n_paths(0, 2)
+    with pytest.raises(TypeError, match="written"):
+        StateGraph(1, 3, written=1)
+
+
 def test_path_counts_by_hand_for_one_layer():
     graph = StateGraph(1, 3)
     # one attention step: exactly one path from every s ≤ t, none from s > t

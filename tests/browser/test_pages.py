@@ -1,5 +1,6 @@
 """Open every page of the built book in headless Chromium, as a reader would, and check what they
-see: the page loads, math is typeset (no raw TeX left), every image exists, no Python traceback.
+see: the page loads, math is typeset (no raw TeX left), every image exists, no Python traceback,
+no error in the browser's console (an uncaught exception or a resource that failed to load).
 Screenshots go to artifacts/screenshots/. Run after `jupyter-book build .` (see the Makefile)."""
 
 import os
@@ -34,11 +35,20 @@ def pages():
                   if p.name not in ("genindex.html", "search.html", "index.html") and "_static" not in p.parts)
 
 
-def chromium(*args) -> str:
+def chromium(*args) -> subprocess.CompletedProcess:
     with tempfile.TemporaryDirectory() as profile:
-        done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
+        return subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", *args],
                               capture_output=True, text=True, timeout=120)
-    return done.stdout
+
+
+# Chromium logs every console message as INFO:CONSOLE, whatever its level; these are the errors.
+CONSOLE = re.compile(r":CONSOLE[^\]]*\] (\".*)")
+CONSOLE_ERROR = re.compile(r"Uncaught|Failed to load resource|ERR_|is not defined|SyntaxError|TypeError")
+
+
+def console_errors(stderr: str) -> list[str]:
+    messages = [m.group(1) for m in map(CONSOLE.search, stderr.splitlines()) if m]
+    return [message for message in messages if CONSOLE_ERROR.search(message)]
 
 
 SKIPPED = ("script", "style", "code", "pre", "mjx-assistive-mml")
@@ -69,12 +79,19 @@ class _Text(HTMLParser):
 
 @pytest.mark.parametrize("page", pages(), ids=lambda p: str(p.relative_to(HTML)))
 def test_page_renders_for_a_reader(page):
-    dom = chromium("--dump-dom", page.as_uri())
+    done = chromium("--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri())
+    dom = done.stdout
     assert "<body" in dom, f"{page} did not load"
+    errors = console_errors(done.stderr)
+    assert not errors, f"{page}: errors in the browser console: {errors[:3]}"
     parsed = _Text()
     parsed.feed(dom)
     text = "".join(parsed.text)
-    has_math = "class=\"math" in page.read_text(encoding="utf-8")
+    source = page.read_text(encoding="utf-8")
+    if "application/vnd.jupyter.widget-view+json" in source:  # static widget views (progress bars)
+        assert "widgets/embed-amd.js" in source, f"{page}: the widget manager does not come from the book"
+        assert "jupyter-widgets" in dom, f"{page}: widget views were not rendered"
+    has_math = "class=\"math" in source
     if has_math:
         assert "mjx-container" in dom, f"{page}: MathJax did not typeset the math"
     raw = re.findall(r"\\\(|\\\[|\$\$", text)
@@ -89,3 +106,12 @@ def test_page_renders_for_a_reader(page):
     shot = SHOTS / (str(page.relative_to(HTML)).replace(os.sep, "__").replace(".html", ".png"))
     chromium(f"--screenshot={shot}", "--window-size=1280,2400", page.as_uri())
     assert shot.exists() and shot.stat().st_size > 10_000, f"{page}: no screenshot"
+
+
+def test_console_errors_are_caught(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text("<html><body><p>x</p><script>console.log('fine'); notAFunction();</script>"
+                    "<img src='missing.png'></body></html>")
+    errors = console_errors(chromium("--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()).stderr)
+    assert any("Uncaught ReferenceError" in e for e in errors), errors
+    assert not any(e.startswith('"fine"') for e in errors), errors

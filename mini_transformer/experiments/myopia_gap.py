@@ -1,0 +1,191 @@
+"""Vanilla, myopic and transformer-bigram character models on Shakespeare, at several sizes
+(chapter 6): the myopia gap with its uncertainty, loss by position, and probes for future tokens.
+
+Every model of one size sees the same batches (same data seed) for the same number of steps from
+the same initialisation; only the gradient differs (myopic: β = 0) or, for the bigram baseline,
+the forward pass (past keys and values zeroed). Per validation window the script stores each
+model's mean loss, so the chapter can bootstrap the paired difference.
+
+    python -m mini_transformer.experiments.myopia_gap --scale small   # the committed file, CPU
+    python -m mini_transformer.experiments.myopia_gap --scale full    # a GPU run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+from ..config import TransformerConfig
+from ..gradflow import token_losses
+from ..models import DTransformer
+from ..myopia import myopic, set_myopia
+from ..probes import probe_accuracy
+from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
+from ..training import d_training
+from ..validation import check_choice
+
+RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"
+MODES = ("vanilla", "myopic", "bigram")
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    name: str
+    d_model: int
+    n_layers: int
+    n_heads: int
+
+
+@dataclass(frozen=True)
+class GapConfig:
+    """Sizes and the training budget shared by every model."""
+
+    sizes: tuple[ModelSize, ...]
+    steps: int = 600
+    batch_size: int = 64
+    length: int = 64
+    lr: float = 5e-3
+    warmup: int = 50
+    seeds: tuple[int, ...] = (0,)
+    n_val: int = 1024  # validation windows
+    probe_windows: int = 256  # windows for the probes (half fit, half score)
+    n_plays: int | None = None
+
+
+SCALES = {
+    "tiny": GapConfig(sizes=(ModelSize("XS", 16, 1, 2), ModelSize("S", 24, 2, 2)), steps=20, length=16,
+                      n_val=32, probe_windows=16, n_plays=2),
+    "small": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4), ModelSize("M", 96, 3, 4)),
+                       seeds=(0, 1)),
+    "full": GapConfig(sizes=(ModelSize("XS", 64, 2, 4), ModelSize("S", 128, 4, 4), ModelSize("M", 256, 6, 8),
+                             ModelSize("L", 384, 8, 8)), steps=5000, length=128, lr=1e-3, seeds=(0, 1, 2),
+                      n_val=2048, probe_windows=512),
+}
+
+
+def build(size: ModelSize, vocab_size: int, length: int, mode: str) -> DTransformer:
+    """An untrained model of ``size``; ``mode="bigram"`` zeroes what every position reads from the past."""
+    check_choice(mode, "mode", MODES)
+    model = DTransformer(TransformerConfig(vocab_size=vocab_size, max_len=length, d_model=size.d_model,
+                                           n_layers=size.n_layers, n_heads=size.n_heads))
+    if mode == "bigram":
+        set_myopia(model, beta=1.0, zero_past=True)
+    return model
+
+
+def train_model(size: ModelSize, mode: str, corpus: CharCorpus, config: GapConfig, seed: int = 0,
+                device=None, progress: bool = True) -> DTransformer:
+    """Train one model: vanilla (β = 1), myopic (β = 0) or transformer bigram, from the init and the
+    batches that ``seed`` fixes for every mode."""
+    torch.manual_seed(seed)
+    model = build(size, corpus.tokenizer.vocab_size, config.length, mode).to(device or "cpu")
+    batches = random_windows(corpus.train, config.batch_size, config.length,
+                             generator=torch.Generator().manual_seed(seed))
+    with myopic(model, beta=0.0) if mode == "myopic" else nullcontext():
+        d_training(model, batches, config.steps, optimizer="adamw", lr=config.lr, schedule="cosine",
+                   warmup=config.warmup, grad_clip=1.0, seed=seed, progress=progress,
+                   description=f"{size.name} {mode} (seed {seed})")
+    return model
+
+
+@torch.no_grad()
+def window_losses(model, windows: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """``(n, ℓ − 1)``: the next-token loss ℓ_t of every window at every position."""
+    device = next(model.parameters()).device
+    return torch.cat([token_losses(model(w.to(device)), w.to(device)).cpu() for w in windows.split(chunk)])
+
+
+@torch.no_grad()
+def future_token_probes(model, windows: torch.Tensor, horizons=(1, 2, 3)) -> dict[str, list[float]]:
+    """Accuracy of linear probes that read the state X after each layer (X_0, X_2, …, X_2L) at
+    position t and predict the token at t + h, for each horizon h. Half of ``windows`` fits the
+    probes, half scores them."""
+    device = next(model.parameters()).device
+    _, trace = model(windows.to(device), return_trace=True)
+    states = [trace.states[i].cpu() for i in range(0, len(trace.states), 2)]
+    half, n, h_max = len(windows) // 2, windows.shape[1], max(horizons)
+    result = {}
+    for h in horizons:
+        targets = windows[:, h:n - h_max + h]  # token at t + h for t = 0 … n − h_max − 1
+        accuracies = []
+        for X in states:
+            features = X[:, :n - h_max]
+            d = features.shape[-1]
+            accuracies.append(probe_accuracy(features[:half].reshape(-1, d), targets[:half].reshape(-1),
+                                             features[half:].reshape(-1, d), targets[half:].reshape(-1),
+                                             n_classes=model.config.vocab_size))
+        result[str(h)] = accuracies
+    return result
+
+
+def _rounded(values: torch.Tensor, digits: int = 5) -> list[float]:
+    return [round(v, digits) for v in values.tolist()]
+
+
+def run(config: GapConfig, device=None, progress: bool = True) -> dict:
+    """Train every (size, mode, seed) and return per-window losses, loss by position and probes."""
+    corpus = shakespeare(n_plays=config.n_plays)
+    val = fixed_windows(corpus.val, config.n_val, config.length, seed=1)
+    probe_set = fixed_windows(corpus.val, config.probe_windows, config.length, seed=2)
+    result = {"config": asdict(config), "vocab_size": corpus.tokenizer.vocab_size, "sizes": {}, "seconds": {}}
+    for size in config.sizes:
+        entry = {"parameters": None, **{mode: [] for mode in MODES}}
+        for seed in config.seeds:
+            for mode in MODES:
+                start = time.perf_counter()
+                model = train_model(size, mode, corpus, config, seed, device, progress)
+                result["seconds"][f"{size.name} {mode} seed {seed}"] = time.perf_counter() - start
+                entry["parameters"] = sum(p.numel() for p in model.parameters())
+                losses = window_losses(model, val)
+                record = {"seed": seed, "window_loss": _rounded(losses.mean(1)), "by_position": _rounded(losses.mean(0))}
+                if mode != "bigram":
+                    record["probes"] = future_token_probes(model, probe_set)
+                entry[mode].append(record)
+        result["sizes"][size.name] = entry
+    result["device"] = str(device or "cpu")
+    result["threads"] = torch.get_num_threads()
+    return result
+
+
+def load(path: str | Path | None = None) -> dict:
+    """Read a result file (default: the committed CPU run)."""
+    with open(path or RESULTS / "myopia_gap_small.json") as f:
+        return json.load(f)
+
+
+def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of ``b − a`` over paired samples (e.g. validation windows) and a 95 % bootstrap interval."""
+    diff = torch.as_tensor(b, dtype=torch.float64) - torch.as_tensor(a, dtype=torch.float64)
+    generator = torch.Generator().manual_seed(seed)
+    idx = torch.randint(0, len(diff), (n_boot, len(diff)), generator=generator)
+    means = diff[idx].mean(1)
+    return diff.mean().item(), means.quantile(0.025).item(), means.quantile(0.975).item()
+
+
+def main(argv=None) -> Path:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="small", help="tiny | small | full")
+    parser.add_argument("--out", type=Path, default=None, help="result file (default chapters/results/…)")
+    parser.add_argument("--threads", type=int, default=None)
+    args = parser.parse_args(argv)
+    check_choice(args.scale, "scale", tuple(SCALES))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    result = run(SCALES[args.scale], device=device)
+    result["scale"] = args.scale
+    out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, separators=(",", ":")))
+    print(f"wrote {out}")
+    return out
+
+
+if __name__ == "__main__":
+    main()
