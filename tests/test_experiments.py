@@ -32,6 +32,8 @@ def test_myopia_gap_script_writes_a_complete_file(tmp_path):
             assert len(record["window_loss"]) == config.n_val
             assert len(record["by_position"]) == config.length - 1
             assert ("probes" in record) == (mode != "bigram")
+    assert set(result["budget"]) == {str(s) for s in config.budget_steps}
+    assert all(len(v["myopic"]) == config.n_val for v in result["budget"].values())
 
 
 def test_modes_share_init_and_differ_only_where_they_should():

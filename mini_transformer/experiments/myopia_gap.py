@@ -16,7 +16,7 @@ import argparse
 import json
 import time
 from contextlib import nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import torch
@@ -56,16 +56,18 @@ class GapConfig:
     n_val: int = 1024  # validation windows
     probe_windows: int = 256  # windows for the probes (half fit, half score)
     n_plays: int | None = None
+    budget_size: str | None = None  # a size to train again at each of ``budget_steps`` (seed 0)
+    budget_steps: tuple[int, ...] = ()
 
 
 SCALES = {
     "tiny": GapConfig(sizes=(ModelSize("XS", 16, 1, 2), ModelSize("S", 24, 2, 2)), steps=20, length=16,
-                      n_val=32, probe_windows=16, n_plays=2),
+                      n_val=32, probe_windows=16, n_plays=2, budget_size="XS", budget_steps=(10, 20)),
     "small": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4), ModelSize("M", 96, 3, 4)),
-                       seeds=(0, 1)),
+                       seeds=(0, 1), budget_size="S", budget_steps=(300, 1200, 2400)),
     "full": GapConfig(sizes=(ModelSize("XS", 64, 2, 4), ModelSize("S", 128, 4, 4), ModelSize("M", 256, 6, 8),
                              ModelSize("L", 384, 8, 8)), steps=5000, length=128, lr=1e-3, seeds=(0, 1, 2),
-                      n_val=2048, probe_windows=512),
+                      n_val=2048, probe_windows=512, budget_size="S", budget_steps=(1250, 2500, 10000)),
 }
 
 
@@ -128,13 +130,32 @@ def _rounded(values: torch.Tensor, digits: int = 5) -> list[float]:
     return [round(v, digits) for v in values.tolist()]
 
 
-def run(config: GapConfig, device=None, progress: bool = True) -> dict:
-    """Train every (size, mode, seed) and return per-window losses, loss by position and probes."""
+def budget_sweep(config: GapConfig, corpus: CharCorpus, val: torch.Tensor, device=None,
+                 progress: bool = True) -> dict:
+    """Vanilla and myopic models of ``config.budget_size`` trained for each of ``config.budget_steps``
+    (seed 0): does the gap close with more training? Returns {steps: {mode: per-window losses}}."""
+    size = next(s for s in config.sizes if s.name == config.budget_size)
+    sweep = {}
+    for steps in config.budget_steps:
+        budget = replace(config, steps=steps)
+        sweep[str(steps)] = {mode: _rounded(window_losses(train_model(size, mode, corpus, budget, 0, device, progress),
+                                                          val).mean(1))
+                             for mode in ("vanilla", "myopic")}
+    return sweep
+
+
+def run(config: GapConfig, device=None, progress: bool = True, sizes: bool = True, budget: bool = True) -> dict:
+    """Train every (size, mode, seed) and return per-window losses, loss by position and probes, and
+    (``budget``) the training-budget sweep of :func:`budget_sweep`."""
     corpus = shakespeare(n_plays=config.n_plays)
     val = fixed_windows(corpus.val, config.n_val, config.length, seed=1)
     probe_set = fixed_windows(corpus.val, config.probe_windows, config.length, seed=2)
     result = {"config": asdict(config), "vocab_size": corpus.tokenizer.vocab_size, "sizes": {}, "seconds": {}}
-    for size in config.sizes:
+    if budget and config.budget_size is not None:
+        start = time.perf_counter()
+        result["budget"] = budget_sweep(config, corpus, val, device, progress)
+        result["seconds"]["budget sweep"] = time.perf_counter() - start
+    for size in (config.sizes if sizes else ()):
         entry = {"parameters": None, **{mode: [] for mode in MODES}}
         for seed in config.seeds:
             for mode in MODES:
@@ -173,14 +194,22 @@ def main(argv=None) -> Path:
     parser.add_argument("--scale", default="small", help="tiny | small | full")
     parser.add_argument("--out", type=Path, default=None, help="result file (default chapters/results/…)")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--only-budget", action="store_true",
+                        help="run only the training-budget sweep and add it to an existing result file")
     args = parser.parse_args(argv)
     check_choice(args.scale, "scale", tuple(SCALES))
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = run(SCALES[args.scale], device=device)
-    result["scale"] = args.scale
     out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
+    if args.only_budget:
+        result = json.loads(out.read_text())
+        sweep = run(SCALES[args.scale], device=device, sizes=False)
+        result["budget"], result["seconds"]["budget sweep"] = sweep["budget"], sweep["seconds"]["budget sweep"]
+        result["config"] = sweep["config"]
+    else:
+        result = run(SCALES[args.scale], device=device)
+    result["scale"] = args.scale
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, separators=(",", ":")))
     print(f"wrote {out}")
