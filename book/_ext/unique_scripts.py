@@ -1,15 +1,18 @@
 """Drop repeated <script> entries from every page.
 
-sphinx-thebe registers its inline configuration script on each ``env-before-read-docs`` event;
-in a Jupyter Book 1 build that event can fire twice, and the second ``const THEBE_JS_URL = …``
-declaration throws "Identifier 'THEBE_JS_URL' has already been declared" in every page's console.
+sphinx-togglebutton and sphinx-thebe register their inline configuration scripts again on a later
+build event (once with filename None, once with ""), so every page declared
+``const THEBE_JS_URL`` twice and the browser console showed "Identifier 'THEBE_JS_URL' has already
+been declared". Two entries with the same file (None and "" alike) and the same attributes are
+the same script: keep the first.
 """
 
 
 def _unique_scripts(app, pagename, templatename, context, doctree):
     seen, unique = set(), []
     for script in context.get("script_files", []):
-        key = (str(script), tuple(sorted(getattr(script, "attributes", {}).items())))
+        attributes = getattr(script, "attributes", {})
+        key = (getattr(script, "filename", None) or "", tuple(sorted(attributes.items())))
         if key not in seen:
             seen.add(key)
             unique.append(script)
