@@ -24,7 +24,7 @@ from ..tasks import permutations as s3
 from ..training import train
 from ..validation import check_choice
 
-RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # shipped with the package, so Colab finds them
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ def load(path: str | Path | None = None) -> dict:
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="small", help="tiny | small | full")
-    parser.add_argument("--out", type=Path, default=None, help="result file (default chapters/results/…)")
+    parser.add_argument("--out", type=Path, default=None, help="result file (default mini_transformer/experiments/results/…)")
     parser.add_argument("--threads", type=int, default=None)
     args = parser.parse_args(argv)
     check_choice(args.scale, "scale", tuple(SCALES))

@@ -30,7 +30,7 @@ from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shake
 from ..training import d_training
 from ..validation import check_choice
 
-RESULTS = Path(__file__).resolve().parents[2] / "chapters" / "results"
+RESULTS = Path(__file__).resolve().parent / "results"  # shipped with the package, so Colab finds them
 MODES = ("vanilla", "myopic", "bigram")
 
 
@@ -192,7 +192,7 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, fl
 def main(argv=None) -> Path:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="small", help="tiny | small | full")
-    parser.add_argument("--out", type=Path, default=None, help="result file (default chapters/results/…)")
+    parser.add_argument("--out", type=Path, default=None, help="result file (default mini_transformer/experiments/results/…)")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--only-budget", action="store_true",
                         help="run only the training-budget sweep and add it to an existing result file")
