@@ -9,14 +9,13 @@ naive loop (one backward per loss position), with the ratios to the forward + ba
 
 from __future__ import annotations
 
-import argparse
 
 import torch
 
 import mini_transformer as mt
 from mini_transformer.gradflow import gradient_flow, gradient_flow_naive
 
-from .timing import median_seconds
+from .timing import median_seconds, quick_arguments
 
 
 def run(quick: bool = False, threads: int = 2) -> list[dict]:
@@ -47,10 +46,7 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (CI)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = quick_arguments(__doc__)
     print(f"{'batch':>5} {'ℓ':>4} {'fwd+bwd ms':>11} {'batched G ms':>13} {'naive G ms':>11} "
           f"{'batched/fwd+bwd':>16} {'naive/fwd+bwd':>14}")
     for r in run(args.quick, args.threads):

@@ -7,7 +7,6 @@ pass over the sequence so far (the package has no key–value cache), ours again
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 
 import torch
@@ -15,7 +14,7 @@ import torch
 import mini_transformer as mt
 from mini_transformer.reference import TorchDecoder
 
-from .timing import median_seconds
+from .timing import median_seconds, quick_arguments
 
 
 @torch.no_grad()
@@ -58,10 +57,7 @@ def run(quick: bool = False, threads: int = 2) -> list[dict]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (CI)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = quick_arguments(__doc__)
     for r in run(args.quick, args.threads):
         print(f"batch {r['batch']}, {r['generated']} tokens: faithful {r['faithful_tokens_per_s']:.0f}, "
               f"fused {r['fused_tokens_per_s']:.0f}, PyTorch {r['reference_tokens_per_s']:.0f} tokens/s")

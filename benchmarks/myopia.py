@@ -6,7 +6,6 @@
 
 from __future__ import annotations
 
-import argparse
 import statistics
 
 import torch
@@ -15,7 +14,7 @@ import mini_transformer as mt
 from mini_transformer.myopia import myopic
 from mini_transformer.tasks.precaching import PrecachingTask, huber_loss
 
-from .timing import median_seconds
+from .timing import median_seconds, quick_arguments
 
 
 def run(quick: bool = False, threads: int = 2) -> dict:
@@ -47,10 +46,7 @@ def run(quick: bool = False, threads: int = 2) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (CI)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = quick_arguments(__doc__)
     r = run(args.quick, args.threads)
     print(f"vanilla step {r['vanilla_ms']:.1f} ms, myopic step {r['myopic_ms']:.1f} ms, ratio {r['ratio']:.2f}")
 

@@ -25,3 +25,13 @@ def median_seconds(fn, repeats: int = 7, warmup: int = 2, device=None) -> float:
         sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def quick_arguments(doc: str):
+    """The command line every benchmark shares: ``--quick`` (tiny sizes, for CI) and ``--threads``."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (CI)")
+    parser.add_argument("--threads", type=int, default=2)
+    return parser.parse_args()

@@ -7,7 +7,6 @@ and the matrix-multiply FLOP rate the step achieves against ``torch.matmul`` on 
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import statistics
 
@@ -16,7 +15,7 @@ import torch
 import mini_transformer as mt
 from mini_transformer.reference import TorchDecoder
 
-from .timing import median_seconds
+from .timing import median_seconds, quick_arguments
 
 #: (name, config, batch size): the chapters' training configurations.
 CONFIGS = [
@@ -91,10 +90,7 @@ def run(quick: bool = False, threads: int = 2, device: str = "cpu") -> list[dict
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="tiny sizes, few repeats (CI)")
-    parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = quick_arguments(__doc__)
     for r in run(args.quick, args.threads):
         print(f"{r['name']}: faithful {r['faithful_ms']:.1f} ms, fused {r['fused_ms']:.1f} ms, "
               f"PyTorch {r['reference_ms']:.1f} ms per step; tokens/s vs PyTorch: faithful "

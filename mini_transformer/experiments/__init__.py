@@ -2,5 +2,50 @@
 
 Each module runs as ``python -m mini_transformer.experiments.<name> --scale small|full|tiny``:
 ``small`` regenerates the committed file on a CPU, ``full`` is the GPU configuration, ``tiny``
-is the seconds-long configuration CI runs so the script cannot rot.
+is the seconds-long configuration CI runs so the script cannot rot. The files live in
+``results/`` inside the package, so an installed package (Colab) has them too.
 """
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import torch
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def load_result(name: str, path: str | Path | None = None) -> dict:
+    """Read ``path``, or the committed CPU result ``results/<name>_small.json``."""
+    with open(path or RESULTS / f"{name}_small.json") as f:
+        return json.load(f)
+
+
+def script_arguments(doc: str, scales, argv=None, extra=None):
+    """The command line every experiment script shares: ``--scale``, ``--out``, ``--threads``
+    (``extra(parser)`` may add more). Sets the threads; returns ``(args, device)``."""
+    from ..validation import check_choice
+
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", default="small", help=" | ".join(scales))
+    parser.add_argument("--out", type=Path, default=None, help="result file (default: results/<name>_<scale>.json)")
+    parser.add_argument("--threads", type=int, default=None)
+    if extra is not None:
+        extra(parser)
+    args = parser.parse_args(argv)
+    check_choice(args.scale, "scale", tuple(scales))
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    return args, torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def write_result(result: dict, name: str, scale: str, out: Path | None = None, indent: int | None = None) -> Path:
+    """Write ``result`` (with its scale, device and thread count) as JSON; returns the path."""
+    result.update(scale=scale, threads=torch.get_num_threads())
+    out = out or RESULTS / f"{name}_{scale}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=indent, separators=None if indent else (",", ":")))
+    print(f"wrote {out}")
+    return out

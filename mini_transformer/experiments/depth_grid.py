@@ -10,8 +10,6 @@ every k = 1 … n: k is the number of elements composed, s_k = g_k ∘ … ∘ g
 
 from __future__ import annotations
 
-import argparse
-import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -22,9 +20,7 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks import permutations as s3
 from ..training import train
-from ..validation import check_choice
-
-RESULTS = Path(__file__).resolve().parent / "results"  # shipped with the package, so Colab finds them
+from . import load_result, script_arguments, write_result
 
 
 @dataclass(frozen=True)
@@ -100,33 +96,17 @@ def run(config: DepthGridConfig, device=None, progress: bool = True) -> dict:
         for seed in config.seeds]
     result["seconds"][f"written L={config.written_depth}"] = time.perf_counter() - start
     result["device"] = str(device or "cpu")
-    result["threads"] = torch.get_num_threads()
     return result
 
 
 def load(path: str | Path | None = None) -> dict:
     """Read a result file (default: the committed CPU grid)."""
-    with open(path or RESULTS / "depth_grid_small.json") as f:
-        return json.load(f)
+    return load_result("depth_grid", path)
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="small", help="tiny | small | full")
-    parser.add_argument("--out", type=Path, default=None, help="result file (default mini_transformer/experiments/results/…)")
-    parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    check_choice(args.scale, "scale", tuple(SCALES))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    result = run(SCALES[args.scale], device=device)
-    result["scale"] = args.scale
-    out = args.out or RESULTS / f"depth_grid_{args.scale}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1))
-    print(f"wrote {out}")
-    return out
+    args, device = script_arguments(__doc__, SCALES, argv)
+    return write_result(run(SCALES[args.scale], device=device), "depth_grid", args.scale, args.out, indent=1)
 
 
 if __name__ == "__main__":

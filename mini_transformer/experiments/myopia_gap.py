@@ -12,7 +12,6 @@ model's mean loss, so the chapter can bootstrap the paired difference.
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
 from contextlib import nullcontext
@@ -29,8 +28,7 @@ from ..probes import probe_accuracy
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
 from ..training import d_training
 from ..validation import check_choice
-
-RESULTS = Path(__file__).resolve().parent / "results"  # shipped with the package, so Colab finds them
+from . import RESULTS, load_result, script_arguments, write_result
 MODES = ("vanilla", "myopic", "bigram")
 
 
@@ -170,14 +168,12 @@ def run(config: GapConfig, device=None, progress: bool = True, sizes: bool = Tru
                 entry[mode].append(record)
         result["sizes"][size.name] = entry
     result["device"] = str(device or "cpu")
-    result["threads"] = torch.get_num_threads()
     return result
 
 
 def load(path: str | Path | None = None) -> dict:
     """Read a result file (default: the committed CPU run)."""
-    with open(path or RESULTS / "myopia_gap_small.json") as f:
-        return json.load(f)
+    return load_result("myopia_gap", path)
 
 
 def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, float, float]:
@@ -190,30 +186,20 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, fl
 
 
 def main(argv=None) -> Path:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--scale", default="small", help="tiny | small | full")
-    parser.add_argument("--out", type=Path, default=None, help="result file (default mini_transformer/experiments/results/…)")
-    parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--only-budget", action="store_true",
-                        help="run only the training-budget sweep and add it to an existing result file")
-    args = parser.parse_args(argv)
-    check_choice(args.scale, "scale", tuple(SCALES))
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
+    def only_budget(parser):
+        parser.add_argument("--only-budget", action="store_true",
+                            help="run only the training-budget sweep and add it to an existing result file")
+
+    args, device = script_arguments(__doc__, SCALES, argv, extra=only_budget)
+    config = SCALES[args.scale]
     if args.only_budget:
-        result = json.loads(out.read_text())
-        sweep = run(SCALES[args.scale], device=device, sizes=False)
+        result = json.loads((args.out or RESULTS / f"myopia_gap_{args.scale}.json").read_text())
+        sweep = run(config, device=device, sizes=False)
         result["budget"], result["seconds"]["budget sweep"] = sweep["budget"], sweep["seconds"]["budget sweep"]
         result["config"] = sweep["config"]
     else:
-        result = run(SCALES[args.scale], device=device)
-    result["scale"] = args.scale
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, separators=(",", ":")))
-    print(f"wrote {out}")
-    return out
+        result = run(config, device=device)
+    return write_result(result, "myopia_gap", args.scale, args.out)
 
 
 if __name__ == "__main__":
