@@ -193,15 +193,16 @@ class MHAttention(nn.Module):
     def _fused_forward(self, X, Z, mask, is_causal: bool) -> torch.Tensor:
         """Algorithm 5 through fused kernels: the same Q, K, V (lines 1–3 of Algorithm 4, all heads
         in one matrix product when X is Z), softmax(KᵀQ/√d_attn) V in one kernel, then W_o."""
-        H, d = self.n_heads, self.d_head
+        H = self.n_heads
         if X is Z:
             W = torch.cat([self.W_q, self.W_k, self.W_v]).flatten(0, 1)  # (3·H·d_head, d_x)
             b = torch.cat([self.b_q, self.b_k, self.b_v]).flatten()
             Q, K, V = rearrange(F.linear(X, W, b), "batch t (three head d) -> three batch head t d", three=3, head=H)
         else:
-            Q = rearrange(F.linear(X, self.W_q.flatten(0, 1), self.b_q.flatten()), "b t (h d) -> b h t d", h=H)
-            K = rearrange(F.linear(Z, self.W_k.flatten(0, 1), self.b_k.flatten()), "b t (h d) -> b h t d", h=H)
-            V = rearrange(F.linear(Z, self.W_v.flatten(0, 1), self.b_v.flatten()), "b t (h d) -> b h t d", h=H)
+            def project(inputs, W, b):  # all heads of one of lines 1–3 in one matrix product
+                return rearrange(F.linear(inputs, W.flatten(0, 1), b.flatten()), "b t (h d) -> b h t d", h=H)
+
+            Q, K, V = project(X, self.W_q, self.b_q), project(Z, self.W_k, self.b_k), project(Z, self.W_v, self.b_v)
         if is_causal:
             Y = F.scaled_dot_product_attention(Q, K, V, is_causal=True)
         else:

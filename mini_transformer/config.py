@@ -78,6 +78,11 @@ class TransformerConfig:
             raise ValueError(f"layer_norm_eps must be >= 0, got {self.layer_norm_eps}")
 
     @property
+    def fused(self) -> bool:
+        """True when ``kernels == "fused"``: the modules compute through PyTorch's fused kernels."""
+        return self.kernels == "fused"
+
+    @property
     def d_head(self) -> int:
         """d_attn = d_mid: the size of one head's queries, keys and values."""
         return self.d_model // self.n_heads

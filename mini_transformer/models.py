@@ -124,7 +124,7 @@ class DecoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        d, fused = config.d_model, config.kernels == "fused"
+        d, fused = config.d_model, config.fused
         self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^1, β_l^1
         self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)  # W_l
         self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^2, β_l^2
@@ -156,7 +156,7 @@ class DTransformer(nn.Module):
         self.mask_kind = check_choice(mask_kind, "mask_kind", ("causal", "self"))
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
-        fused = config.kernels == "fused"
+        fused = config.fused
         self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps, fused)  # γ, β
         # W_u: N_V logits, or config.output_dim real outputs (a regression head)
         self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
@@ -209,7 +209,7 @@ class EncoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig, activation: str):
         super().__init__()
-        d, fused = config.d_model, config.kernels == "fused"
+        d, fused = config.d_model, config.fused
         self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
         self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)
         self.mlp = MLP(d, config.mlp_width, activation, fused)
@@ -233,7 +233,7 @@ class ETransformer(nn.Module):
         self.config = _check_config(config)
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(EncoderLayer(config, config.activation or "gelu") for _ in range(config.n_layers))
-        d_f, fused = config.final_width, config.kernels == "fused"
+        d_f, fused = config.final_width, config.fused
         self.W_f = nn.Parameter(torch.randn(d_f, config.d_model) * 0.02)
         self.b_f = nn.Parameter(torch.zeros(d_f))
         self.final_ln = LayerNorm(d_f, config.layer_norm_eps, fused)
@@ -255,7 +255,7 @@ class EDDecoderLayer(nn.Module):
 
     def __init__(self, config: TransformerConfig, activation: str):
         super().__init__()
-        d, fused = config.d_model, config.kernels == "fused"
+        d, fused = config.d_model, config.fused
         self.self_attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
         self.ln_self = LayerNorm(d, config.layer_norm_eps, fused)
         self.cross_attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
