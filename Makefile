@@ -1,10 +1,14 @@
-# Two commands: `make book` builds the book, `make test` runs every check. Both create .venv first.
+# `make book` renders the book from the committed notebooks; `make test` runs every check.
+# Both create .venv first.
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 JB     := $(VENV)/bin/jupyter-book
+NBVAL  := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=300
+SEEDS  ?= 1 2
 
-.PHONY: setup book test test-package test-notebooks test-browser test-colab benchmarks clean
+.PHONY: setup book book-executed test test-package test-notebooks test-seeds test-browser test-colab \
+        benchmarks seed-spread clean
 
 setup: $(VENV)/.installed
 
@@ -17,9 +21,18 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
+# What a reader wants: the committed, executed notebooks rendered as they are (no execution).
 book: setup
 	$(JB) build . -W -n --keep-going
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
+
+# Every chapter executed afresh (seed 0, at most 300 s a cell) with warnings as errors: a claim that
+# fails, or a glued number that is missing, fails the build. The test command builds this one.
+book-executed: setup
+	mkdir -p _build
+	sed -e 's/^\(  execute_notebooks:\).*/\1 force/' _config.yml > _build/_config_executed.yml
+	grep -q "execute_notebooks: force" _build/_config_executed.yml
+	$(JB) build . -W -n --keep-going --config _build/_config_executed.yml
 
 test-package: setup
 	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/colab
@@ -28,18 +41,32 @@ test-package: setup
 test-colab: setup
 	$(PY) -m pytest tests/colab
 
+# nbval over every chapter with the default seed 0
 test-notebooks: setup
-	$(PY) -m pytest --nbval-lax --nbval-current-env chapters
+	$(NBVAL) chapters
 
-# every page of the built book in headless Chromium (Debian's chromium); screenshots in artifacts/
-test-browser: book
+# nbval over every chapter with seeds 1 and 2 (two kernels at once, one torch thread each):
+# a chapter's claims must hold for any seed, not only the one its page shows
+test-seeds: setup
+	$(MAKE) -j2 $(addprefix test-seed-,$(SEEDS))
+
+test-seed-%: setup
+	THINKING_AHEAD_SEED=$* THINKING_AHEAD_THREADS=1 $(NBVAL) chapters
+
+# every page of the freshly executed book in headless Chromium; screenshots in artifacts/
+test-browser: book-executed
 	$(PY) -m pytest tests/browser
 
-test: test-package test-notebooks test-colab test-browser
+# seed 0 runs inside book-executed, seeds 1 and 2 in test-seeds
+test: test-package test-colab test-seeds test-browser
 
 # the benchmark suite on this machine; writes book/benchmarks/latest.md for book/performance.md
 benchmarks: setup
 	$(PY) -m benchmarks
+
+# every chapter with seeds 0, 1, 2: writes book/seed_spread.json and .md (the "Seeds" page)
+seed-spread: setup
+	$(PY) scripts/seed_spread.py
 
 clean:
 	rm -rf _build

@@ -267,13 +267,18 @@ class Unembedding(nn.Module):
 # ---------------------------------------------------------------------------------------------
 # The position-wise MLP used inside Algorithms 8–10
 # ---------------------------------------------------------------------------------------------
-ACTIVATION_FUNCTIONS = {"gelu": F.gelu, "relu": F.relu}
+def gelu_tanh(x: torch.Tensor) -> torch.Tensor:
+    """GELU's tanh approximation, GPT-2's activation (``gelu_new`` in Hugging Face's code)."""
+    return F.gelu(x, approximate="tanh")
+
+
+ACTIVATION_FUNCTIONS = {"gelu": F.gelu, "gelu_tanh": gelu_tanh, "relu": F.relu}
 
 
 class MLP(nn.Module):
     """The MLP of Algorithms 8–10: ``W_mlp2 · act(W_mlp1 X + b_mlp1 1ᵀ) + b_mlp2 1ᵀ``, token-wise.
 
-    ``W_mlp1 (d_mlp, d_e)``, ``W_mlp2 (d_e, d_mlp)``; ``activation`` is ``"gelu"`` or ``"relu"``.
+    ``W_mlp1 (d_mlp, d_e)``, ``W_mlp2 (d_e, d_mlp)``; ``activation`` is ``"gelu"``, ``"gelu_tanh"`` (GPT-2's) or ``"relu"``.
     """
 
     def __init__(self, d_model: int, d_mlp: int, activation: str, fused: bool = False):

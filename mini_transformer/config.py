@@ -18,16 +18,27 @@ input_dim      (not in paper)  continuous inputs: W_e becomes a linear map ℝ^i
 output_dim     (not in paper)  real-valued outputs: W_u maps to output_dim values, not N_V logits
 kernels        (not in paper)  ``"faithful"``: the algorithms line by line; ``"fused"``: the same
                                functions through PyTorch's fused kernels (faster, no patterns)
+mask_kind      Mask            DTransformer's mask: ``"causal"`` (Algorithm 10's [[t' ≤ t]]) or
+                               ``"self"`` (each position attends only to itself: a control)
+zero_past      (not in paper)  DTransformer only: past keys and values read as zero, the
+                               "transformer bigram" of Wu, Morris & Levine (2024)
 =============  ==============  ============================================================
+
+Every option that changes the forward pass is a field here, so :func:`~mini_transformer.serialization.save_model` stores it and
+:func:`~mini_transformer.serialization.load_model` rebuilds the same function. Myopic training's β changes only gradients and is a
+context manager (:func:`mini_transformer.myopia.myopic`). A model rejects a field it does not use
+(for example ``output_dim`` in an ETransformer) instead of ignoring it silently.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 
 from .validation import check_int
 
-ACTIVATIONS = ("gelu", "relu")
+ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
+MASK_KINDS = ("causal", "self")
 POSITIONAL = ("learned", "sinusoidal")
 KERNELS = ("faithful", "fused")
 
@@ -54,6 +65,8 @@ class TransformerConfig:
     input_dim: int | None = None  # None: token ids; an int: real vectors of that size per position
     output_dim: int | None = None  # None: N_V logits; an int: that many real outputs per position
     kernels: str = "faithful"  # "fused": layer norm, projections and attention through fused kernels
+    mask_kind: str = "causal"  # DTransformer: "self" lets each position attend only to itself
+    zero_past: bool = False  # DTransformer: the "transformer bigram" (past keys and values are zero)
 
     def __post_init__(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
@@ -74,8 +87,22 @@ class TransformerConfig:
             raise ValueError(f"kernels must be one of {KERNELS}, got {self.kernels!r}")
         if not isinstance(self.layer_norm_eps, (int, float)) or isinstance(self.layer_norm_eps, bool):
             raise TypeError(f"layer_norm_eps must be a float, got {type(self.layer_norm_eps).__name__}")
-        if self.layer_norm_eps < 0:
-            raise ValueError(f"layer_norm_eps must be >= 0, got {self.layer_norm_eps}")
+        if not math.isfinite(self.layer_norm_eps) or self.layer_norm_eps < 0:
+            raise ValueError(f"layer_norm_eps must be a finite number >= 0, got {self.layer_norm_eps}")
+        if self.mask_kind not in MASK_KINDS:
+            raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {self.mask_kind!r}")
+        if not isinstance(self.zero_past, bool):
+            raise TypeError(f"zero_past must be a bool, got {type(self.zero_past).__name__}")
+
+    def check_unused(self, model: str, unused: tuple[str, ...]) -> "TransformerConfig":
+        """Raise ``ValueError`` if a field in ``unused`` differs from its default: ``model`` would
+        ignore it, and a silently ignored setting is a wrong result."""
+        defaults = {f.name: f.default for f in fields(self)}
+        for name in unused:
+            if getattr(self, name) != defaults[name]:
+                raise ValueError(f"{model} does not use config.{name} (got {getattr(self, name)!r}); "
+                                 f"leave it at its default {defaults[name]!r}")
+        return self
 
     @property
     def fused(self) -> bool:
@@ -104,6 +131,8 @@ class TransformerConfig:
 
     @classmethod
     def from_dict(cls, values: dict) -> "TransformerConfig":
+        if not isinstance(values, dict):
+            raise TypeError(f"config values must be a dict, got {type(values).__name__}")
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:

@@ -26,7 +26,7 @@ from .algorithms import (
     attention_mask,
 )
 from .config import TransformerConfig
-from .validation import check_choice, check_tokens, check_vectors
+from .validation import check_tokens, check_vectors
 
 SUBLAYERS = ("attn", "mlp")
 
@@ -55,10 +55,10 @@ class _Embedding(nn.Module):
         return self.token(x) + self.position(x.shape[1])
 
 
-def _check_config(config) -> TransformerConfig:
+def _check_config(config, model: str, unused: tuple[str, ...]) -> TransformerConfig:
     if not isinstance(config, TransformerConfig):
         raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
-    return config
+    return config.check_unused(model, unused)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -129,6 +129,7 @@ class DecoderLayer(nn.Module):
         self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)  # W_l
         self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^2, β_l^2
         self.mlp = MLP(d, config.mlp_width, config.activation or "gelu", fused)  # W_mlp1^l, …, b_mlp2^l
+        self.attn.zero_past = config.zero_past  # the "transformer bigram" reads zeros from the past
 
     def attn_update(self, X: torch.Tensor, mask: torch.Tensor, need_weights: bool = True, is_causal: bool = False):
         """The attention update and pattern: MHAttention(layer_norm(X)) (lines 5–6, without the sum)."""
@@ -146,14 +147,15 @@ class DTransformer(nn.Module):
     ``(batch, ℓ, N_V)``; row t predicts token t+1. ``forward(x, return_trace=True)`` returns
     ``(logits, ResidualTrace)``.
 
-    ``mask_kind`` is the paper's causal mask; setting it to ``"self"`` gives a control model whose
-    positions attend only to themselves (see :func:`~mini_transformer.algorithms.attention_mask`).
+    ``config.mask_kind`` is the paper's causal mask; ``"self"`` gives a control model whose
+    positions attend only to themselves (see :func:`~mini_transformer.algorithms.attention_mask`);
+    ``config.zero_past`` makes the "transformer bigram", whose past keys and values are zero.
     """
 
-    def __init__(self, config: TransformerConfig, mask_kind: str = "causal"):
+    def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.config = _check_config(config)
-        self.mask_kind = check_choice(mask_kind, "mask_kind", ("causal", "self"))
+        self.config = _check_config(config, "DTransformer", ("n_dec_layers", "d_final"))
+        self.mask_kind = config.mask_kind
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
         fused = config.fused
@@ -230,7 +232,7 @@ class ETransformer(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.config = _check_config(config)
+        self.config = _check_config(config, "ETransformer", ("n_dec_layers", "output_dim", "mask_kind", "zero_past"))
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(EncoderLayer(config, config.activation or "gelu") for _ in range(config.n_layers))
         d_f, fused = config.final_width, config.fused
@@ -281,7 +283,7 @@ class EDTransformer(nn.Module):
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
-        self.config = _check_config(config)
+        self.config = _check_config(config, "EDTransformer", ("d_final", "output_dim", "mask_kind", "zero_past"))
         activation = config.activation or "relu"
         self.embedding = _Embedding(config)
         self.encoder = nn.ModuleList(EncoderLayer(config, activation) for _ in range(config.n_layers))

@@ -13,8 +13,9 @@ value stay live: the diagonal score uses the live key, S[t, t] = q_t·k_t, and t
 A·Ṽ + diag(A) ⊙ (V − Ṽ), numerically A·V. The forward pass is unchanged bit for bit; only the
 gradient differs. ``beta`` interpolates: it scales the gradient at every read of another position's
 state, so a path that crosses positions k times is scaled by β^k; β = 1 is vanilla (myopic +
-off-diagonal), β = 0 myopic. ``zero_past=True`` is the authors' "transformer bigram" baseline: past
-keys and values are zero, so a position sees only itself (this one changes the forward pass).
+off-diagonal), β = 0 myopic. ``TransformerConfig(zero_past=True)`` is the authors' "transformer
+bigram" baseline: past keys and values are zero, so a position sees only itself (this one changes
+the forward pass, so it is a config field and is saved with the model).
 """
 
 from __future__ import annotations
@@ -82,29 +83,33 @@ def myopic_attention(X, W_q, b_q, W_k, b_k, W_v, b_v, mask, beta: float = 0.0, z
     return A @ V_read + own_weight * (V - V_read), A  # A·Ṽ + diag(A) ⊙ (V − Ṽ)
 
 
-def set_myopia(model, beta: float = 0.0, zero_past: bool = False) -> None:
+def set_myopia(model, beta: float = 0.0) -> None:
     """Make every attention layer of a DTransformer myopic to degree β (1: vanilla, 0: myopic;
-    in between, each crossing from one position's state into another's computation is scaled by β),
-    or a "transformer bigram" with ``zero_past=True``."""
+    in between, each crossing from one position's state into another's computation is scaled by β).
+    β changes only gradients, never the forward pass. (The "transformer bigram", which does change
+    the forward pass, is a config option: ``TransformerConfig(..., zero_past=True)``.)"""
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
         raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
-    if not hasattr(model, "layers"):
-        raise TypeError(f"model must be a DTransformer, got {type(model).__name__}")
+    if type(model).__name__ != "DTransformer":
+        raise TypeError(f"model must be a DTransformer (myopia is defined for causal self-attention), "
+                        f"got {type(model).__name__}")
     for layer in model.layers:
         layer.attn.past_gradient = float(beta)
-        layer.attn.zero_past = bool(zero_past)
 
 
 @contextmanager
-def myopic(model, beta: float = 0.0, zero_past: bool = False):
-    """``with myopic(model): …`` runs the block with myopic attention, then restores vanilla."""
-    previous = [(layer.attn.past_gradient, layer.attn.zero_past) for layer in model.layers]
-    set_myopia(model, beta, zero_past)
+def myopic(model, beta: float = 0.0):
+    """``with myopic(model): …`` runs the block with myopic attention (β = 0 by default), then
+    restores the previous β of every layer."""
+    if type(model).__name__ != "DTransformer":
+        raise TypeError(f"model must be a DTransformer, got {type(model).__name__}")
+    previous = [layer.attn.past_gradient for layer in model.layers]
+    set_myopia(model, beta)
     try:
         yield model
     finally:
-        for layer, (b, z) in zip(model.layers, previous):
-            layer.attn.past_gradient, layer.attn.zero_past = b, z
+        for layer, b in zip(model.layers, previous):
+            layer.attn.past_gradient = b
 
 
 def parameter_gradients(model, loss_fn, *batch, beta: float = 1.0) -> list[torch.Tensor]:

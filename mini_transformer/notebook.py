@@ -11,8 +11,11 @@ import numpy as np
 import torch
 
 from . import plots
+from .validation import check_int
 
 SCALE_VARIABLE = "THINKING_AHEAD_SCALE"
+SEED_VARIABLE = "THINKING_AHEAD_SEED"
+THREADS_VARIABLE = "THINKING_AHEAD_THREADS"
 SCALES = ("small", "full")
 
 
@@ -38,14 +41,37 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def setup(seed: int = 0, scale: str | None = None, threads: int | None = None) -> Session:
-    """Pick the scale (argument, else ``$THINKING_AHEAD_SCALE``, else "small"), the device (CUDA when
-    present), a fixed number of CPU threads (default: up to 4; two threads fighting another process
-    run slower than one), seed everything and apply the figure style."""
+def _from_environment(value, variable: str, default: int, minimum: int) -> int:
+    """``value`` if given, else the integer in environment variable ``variable``, else ``default``."""
+    if value is not None:
+        return check_int(value, variable.removeprefix("THINKING_AHEAD_").lower(), minimum=minimum)
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        number = int(text)
+    except ValueError:
+        raise ValueError(f"{variable} must be an integer >= {minimum}, got {text!r}") from None
+    return check_int(number, variable, minimum=minimum)
+
+
+def session_seed(seed: int | None = None) -> int:
+    """The seed a chapter runs with: ``seed`` if given, else ``$THINKING_AHEAD_SEED``, else 0."""
+    return _from_environment(seed, SEED_VARIABLE, default=0, minimum=0)
+
+
+def setup(seed: int | None = None, scale: str | None = None, threads: int | None = None) -> Session:
+    """Pick the seed (argument, else ``$THINKING_AHEAD_SEED``, else 0), the scale (argument, else
+    ``$THINKING_AHEAD_SCALE``, else "small"), the device (CUDA when present), a fixed number of CPU
+    threads (argument, else ``$THINKING_AHEAD_THREADS``, else up to 4; two threads fighting another
+    process run slower than one), seed
+    everything and apply the figure style. Chapters pass ``session.seed`` to every training run, so
+    one variable reruns a whole chapter with another seed."""
+    seed = session_seed(seed)
     scale = scale or os.environ.get(SCALE_VARIABLE, "small")
     if scale not in SCALES:
         raise ValueError(f"{SCALE_VARIABLE} (scale) must be one of {SCALES}, got {scale!r}")
-    threads = threads or max(1, min(4, os.cpu_count() or 1))
+    threads = _from_environment(threads, THREADS_VARIABLE, default=max(1, min(4, os.cpu_count() or 1)), minimum=1)
     torch.set_num_threads(threads)
     seed_everything(seed)
     plots.use_style()

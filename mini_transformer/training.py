@@ -19,6 +19,10 @@ from tqdm.auto import tqdm
 
 from .validation import check_choice, check_positive_int
 
+# tqdm's monitor thread refreshes a stalled bar from a second thread; in a notebook that sends widget
+# messages to the kernel's sockets from outside the main thread. The bars refresh on their own anyway.
+tqdm.monitor_interval = 0
+
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine")
 
@@ -92,7 +96,7 @@ def train(
     schedule: str = "constant",
     warmup: int = 0,
     grad_clip: float | None = None,
-    seed: int | None = 0,
+    seed: int | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     description: str = "training",
@@ -103,8 +107,9 @@ def train(
 
     ``batches`` yields a tensor or a tuple of tensors per step; they are moved to ``device``
     (default: the model's device). ``schedule="cosine"`` decays η to 0 after ``warmup`` linear
-    warm-up steps. ``seed`` seeds torch's global generator before the first step (set it to None
-    to leave it alone). A ``tqdm.auto`` bar shows the loss. If ``eval_fn`` is given, it is called
+    warm-up steps. ``seed``, if given, seeds torch's global generator before the first step (the
+    default, None, leaves it alone: no hidden reseeding). A ``tqdm.auto`` bar shows the loss.
+    ``batches`` running out before ``steps`` raises ``ValueError``. If ``eval_fn`` is given, it is called
     (in eval mode, without gradients) before the first step, every ``eval_every`` steps and after the
     last, and its values are kept in ``history.evaluations``.
     """
@@ -139,7 +144,11 @@ def train(
     bar = tqdm(range(steps), desc=description, disable=not progress, mininterval=1.0)
     evaluate(0)
     for step in bar:  # Alg. 11–13, lines 1–2: for each epoch, for each (batch of) sequence(s)
-        batch = next(batch_iter)
+        try:
+            batch = next(batch_iter)
+        except StopIteration:
+            raise ValueError(f"batches ran out after {step} batches, before steps={steps}: pass an "
+                             "iterable that yields at least `steps` batches (or an endless generator)") from None
         batch = batch if isinstance(batch, tuple) else (batch,)
         batch = tuple(b.to(device) if isinstance(b, torch.Tensor) else b for b in batch)
         loss = loss_fn(model, *batch)  # lines 3–5: P(θ) ← Transformer(x | θ); loss(θ)

@@ -29,7 +29,7 @@ def assert_same_function_and_gradient(faithful, fused, *inputs):
 
 @pytest.mark.parametrize("mask_kind", ["causal", "self"])
 def test_fused_dtransformer_equals_faithful(mask_kind):
-    faithful, fused = twins(mt.DTransformer, small_config(n_layers=2), mask_kind=mask_kind)
+    faithful, fused = twins(mt.DTransformer, small_config(n_layers=2, mask_kind=mask_kind))
     x = torch.randint(0, 11, (3, 9))
     assert_same_function_and_gradient(faithful, fused, x)
 

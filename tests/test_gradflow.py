@@ -45,7 +45,7 @@ def test_states_above_the_last_attention_get_only_their_own_gradient(model64):
 
 def test_self_only_attention_has_no_off_diagonal_gradient():
     torch.manual_seed(0)
-    model = mt.DTransformer(small_config(), mask_kind="self").double()
+    model = mt.DTransformer(small_config(mask_kind="self")).double()
     flow = gradient_flow(model, torch.randint(0, 11, (2, 10)))
     off_diagonal = ~torch.eye(9, dtype=torch.bool)
     assert torch.all(flow.G[:, off_diagonal] == 0)

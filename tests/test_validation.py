@@ -52,7 +52,7 @@ def test_unknown_mask_kind_raises():
     with pytest.raises(ValueError, match="mask kind"):
         mt.attention_mask("sideways", 3)
     with pytest.raises(ValueError, match="mask_kind"):
-        mt.DTransformer(small_config(), mask_kind="bidirectional")
+        mt.DTransformer(small_config(mask_kind="bidirectional"))
     with pytest.raises(ValueError, match="causal mask needs"):
         mt.attention_mask("causal", 3, 4)
 
@@ -81,3 +81,66 @@ def test_positional_embedding_rejects_long_sequences():
         mt.PositionalEmbedding(4, 8)(5)
     with pytest.raises(ValueError, match="even d_model"):
         mt.sinusoidal_positions(4, 7)
+
+
+@pytest.mark.parametrize("eps", [float("nan"), float("inf"), -1e-5])
+def test_layer_norm_eps_must_be_finite_and_non_negative(eps):
+    with pytest.raises(ValueError, match="layer_norm_eps"):
+        small_config(layer_norm_eps=eps)
+
+
+@pytest.mark.parametrize("cls, field, value", [
+    (mt.ETransformer, "output_dim", 3),
+    (mt.ETransformer, "n_dec_layers", 1),
+    (mt.ETransformer, "mask_kind", "self"),
+    (mt.EDTransformer, "output_dim", 3),
+    (mt.EDTransformer, "d_final", 8),
+    (mt.EDTransformer, "zero_past", True),
+    (mt.DTransformer, "d_final", 8),
+    (mt.DTransformer, "n_dec_layers", 1),
+])
+def test_models_reject_config_fields_they_do_not_use(cls, field, value):
+    with pytest.raises(ValueError, match=f"{cls.__name__} does not use config.{field}"):
+        cls(small_config(**{field: value}))
+
+
+def test_config_option_types():
+    with pytest.raises(TypeError, match="zero_past"):
+        small_config(zero_past=1)
+    with pytest.raises(ValueError, match="activation"):
+        small_config(activation="swish")
+
+
+def test_train_says_when_the_batches_run_out():
+    model = mt.DTransformer(small_config())
+    batches = [torch.randint(0, 11, (2, 8)) for _ in range(3)]
+    with pytest.raises(ValueError, match="batches ran out after 3 batches, before steps=5"):
+        mt.d_training(model, batches, steps=5, progress=False)
+
+
+def test_train_leaves_the_global_generator_alone_by_default():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    model = mt.DTransformer(small_config())  # consumes random numbers: build it before recording the state
+    state = torch.get_rng_state()
+    mt.d_training(model, [torch.randint(0, 11, (2, 8), generator=torch.Generator())], steps=1, progress=False)
+    assert torch.equal(torch.get_rng_state(), state)  # no hidden reseed
+    mt.d_training(model, [torch.zeros(2, 8, dtype=torch.long)], steps=1, seed=5, progress=False)
+    assert torch.equal(torch.rand(3), expected)  # an explicit seed still reseeds
+
+
+def test_chapter_seed_comes_from_the_environment(monkeypatch):
+    from mini_transformer.notebook import session_seed, setup
+
+    monkeypatch.setenv("THINKING_AHEAD_SEED", "2")
+    assert session_seed() == 2 and session_seed(7) == 7
+    monkeypatch.setenv("THINKING_AHEAD_THREADS", "1")
+    session = setup()
+    assert session.seed == 2 and session.threads == 1
+    monkeypatch.setenv("THINKING_AHEAD_SEED", "two")
+    with pytest.raises(ValueError, match="THINKING_AHEAD_SEED"):
+        session_seed()
+    monkeypatch.setenv("THINKING_AHEAD_SEED", "-1")
+    with pytest.raises(ValueError, match="THINKING_AHEAD_SEED"):
+        session_seed()

@@ -72,11 +72,8 @@ SCALES = {
 def build(size: ModelSize, vocab_size: int, length: int, mode: str) -> DTransformer:
     """An untrained model of ``size``; ``mode="bigram"`` zeroes what every position reads from the past."""
     check_choice(mode, "mode", MODES)
-    model = DTransformer(TransformerConfig(vocab_size=vocab_size, max_len=length, d_model=size.d_model,
-                                           n_layers=size.n_layers, n_heads=size.n_heads))
-    if mode == "bigram":
-        set_myopia(model, beta=1.0, zero_past=True)
-    return model
+    return DTransformer(TransformerConfig(vocab_size=vocab_size, max_len=length, d_model=size.d_model,
+                                          n_layers=size.n_layers, n_heads=size.n_heads, zero_past=mode == "bigram"))
 
 
 def train_model(size: ModelSize, mode: str, corpus: CharCorpus, config: GapConfig, seed: int = 0,

@@ -16,13 +16,28 @@ import pytest
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HTML = ROOT / "_build" / "html"
 SHOTS = ROOT / "artifacts" / "screenshots"
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
+
+
+def find_browser(environ=os.environ) -> str | None:
+    """The browser to drive: ``$CHROME`` (a path or a command name) if set, else the first of
+    BROWSER_NAMES on the PATH (Debian's ``chromium``, Ubuntu's, Google's Chrome on GitHub's runners)."""
+    chosen = environ.get("CHROME")
+    if chosen:
+        found = shutil.which(chosen)
+        if found is None:
+            pytest.fail(f"CHROME={chosen!r} is neither an executable path nor a command on the PATH", pytrace=False)
+        return found
+    return next(filter(None, map(shutil.which, BROWSER_NAMES)), None)
+
+
+CHROMIUM = find_browser()
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--virtual-time-budget=10000"]
 
 if CHROMIUM is None:
-    message = "Debian's chromium is not installed (apt-get install chromium)"
+    message = f"no browser found: set CHROME, or install one of {BROWSER_NAMES} (Debian: apt-get install chromium)"
     if os.environ.get("REQUIRE_BROWSER"):  # CI: a missing browser is a failure, not a skip
         pytest.fail(message, pytrace=False)
     pytest.skip(message, allow_module_level=True)
@@ -115,3 +130,23 @@ def test_console_errors_are_caught(tmp_path):
     errors = console_errors(chromium("--enable-logging=stderr", "--v=0", "--dump-dom", page.as_uri()).stderr)
     assert any("Uncaught ReferenceError" in e for e in errors), errors
     assert not any(e.startswith('"fine"') for e in errors), errors
+
+
+def test_browser_comes_from_the_environment_variable(tmp_path):
+    fake = tmp_path / "my-chrome"
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    assert find_browser({"CHROME": str(fake)}) == str(fake)
+    assert find_browser({}) == next(filter(None, map(shutil.which, BROWSER_NAMES)))
+
+
+def test_footer_names_version_commit_and_where_to_report():
+    page = HTML / "chapters" / "01_formal_algorithms.html"
+    dom = chromium("--dump-dom", page.as_uri()).stdout
+    footer = re.search(r'<p class="build-info">(.*?)</p>', dom, re.S)
+    assert footer, "no build-info footer"
+    text = footer.group(1)
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    assert f"Thinking Ahead {version}" in text
+    assert re.search(r"commit (<a [^>]+>)?<code>([0-9a-f]{7,}|unknown)", text), text
+    assert "/issues" in text and "CC BY 4.0" in text and "MIT" in text
