@@ -8,7 +8,7 @@ NBVAL  := $(PY) -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=3
 SEEDS  ?= 1 2
 
 .PHONY: setup book book-executed test test-package test-notebooks test-seeds test-browser test-colab \
-        benchmarks seed-spread clean
+        benchmarks seed-spread notebooks clean
 
 setup: $(VENV)/.installed
 
@@ -70,3 +70,8 @@ seed-spread: setup
 
 clean:
 	rm -rf _build
+
+# re-execute every chapter in place (seed 0, at most 300 s a cell), so the committed outputs are the
+# current code's; then `make seed-spread` refreshes the Seeds page
+notebooks: setup
+	for nb in chapters/*.ipynb; do $(VENV)/bin/jupyter execute --inplace --timeout=300 "$$nb" || exit 1; done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import os
 import random
 from dataclasses import dataclass
@@ -98,3 +99,47 @@ def glue(name: str, value, display: bool = True):
             show(value)
         return None
     return myst_glue(name, value, display=display)
+
+
+def seed_spread(chapter: str) -> dict[str, dict[int, float]]:
+    """The numbers chapter ``chapter`` (e.g. ``"05_myopic_training"``) glued when it ran with other
+    seeds, by glue name: ``{name: {seed: value}}`` (numbers only). Written by
+    ``scripts/seed_spread.py`` into the package's results, so Colab has them too."""
+    from .experiments import RESULTS
+
+    path = RESULTS / "seed_spread.json"
+    runs = json.loads(path.read_text()).get(chapter) if path.exists() else None
+    if runs is None:
+        raise ValueError(f"chapter {chapter!r} is not in {path}; run scripts/seed_spread.py --chapters {chapter[:2]}")
+    values: dict[str, dict[int, float]] = {}
+    for seed, run in runs.items():
+        for name, text in run["glue"].items():
+            number = _as_number(text)
+            if number is not None:
+                values.setdefault(name, {})[int(seed)] = number
+    return values
+
+
+def seed_spread_table(chapter: str, live: dict[str, float], seed: int) -> dict[str, tuple[float, float]]:
+    """Print each headline number of this run (``live``: glue name → value, at ``seed``) beside the
+    values other seeds gave (:func:`seed_spread`), and its range over all of them; returns
+    ``{name: (min, max)}`` and glues them as ``<name>_seed_lo`` and ``<name>_seed_hi``. This is how a
+    chapter says how much its numbers move between seeds."""
+    recorded = seed_spread(chapter)
+    ranges = {}
+    for name, value in live.items():
+        others = {s: v for s, v in recorded.get(name, {}).items() if s != seed}
+        values = [float(value), *others.values()]
+        ranges[name] = (min(values), max(values))
+        columns = [f"seed {seed} (this run): {float(value):.4g}"] + [f"seed {s}: {v:.4g}" for s, v in sorted(others.items())]
+        print(f"{name:<24} " + "   ".join(columns) + f"   range {max(values) - min(values):.3g}")
+        glue(f"{name}_seed_lo", ranges[name][0], display=False)  # for the prose: "between … and …"
+        glue(f"{name}_seed_hi", ranges[name][1], display=False)
+    return ranges
+
+
+def _as_number(text):
+    try:
+        return float(str(text).strip().strip("'\"").replace(",", ""))
+    except ValueError:
+        return None
