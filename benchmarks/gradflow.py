@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 
 import mini_transformer as mt
-from mini_transformer.gradflow import gradient_flow, gradient_flow_naive
+from mini_transformer.analysis.gradflow import gradient_flow, gradient_flow_naive
 
 from .timing import median_seconds, quick_arguments
 

@@ -11,7 +11,7 @@ import statistics
 import torch
 
 import mini_transformer as mt
-from mini_transformer.myopia import myopic
+from mini_transformer.analysis.myopia import myopic
 from mini_transformer.tasks.precaching import PrecachingTask, huber_loss
 
 from .timing import median_seconds, quick_arguments

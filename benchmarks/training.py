@@ -30,7 +30,7 @@ def forward_flops(config: mt.TransformerConfig, batch: int) -> float:
     layer, Q, K, V and W_o (4 d²), the MLP (2 d·d_mlp), scores and weighted values (2 ℓ d, full
     ℓ × ℓ as the faithful path computes them), then the unembedding (d·N_V)."""
     d, length = config.d_model, config.max_len
-    per_token = config.n_layers * (4 * d * d + 2 * d * config.mlp_width + 2 * length * d) + d * config.vocab_size
+    per_token = config.n_layers * (4 * d * d + 2 * d * config.d_mlp + 2 * length * d) + d * config.vocab_size
     return 2.0 * per_token * batch * length
 
 

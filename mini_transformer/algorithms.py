@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from .myopia import myopic_attention
+from .hooks import HookPoint
 from .validation import check_choice
 
 MASK_KINDS = ("bidirectional", "causal", "self")
@@ -137,6 +137,22 @@ def attention(X, Z, W_q, b_q, W_k, b_k, W_v, b_v, mask):
     return A @ V, A  # line 6: Ṽ = V · softmax(S/√d_attn)
 
 
+def zero_past_attention(X, Z, W_q, b_q, W_k, b_k, W_v, b_v, mask):
+    """Not in the paper: Algorithm 4 for self-attention where every *other* position's key and value
+    read as zero, the "transformer bigram" baseline of Wu, Morris & Levine (2024). A position still
+    spreads attention over the past (each past score is q·0 = 0) but receives nothing from it, so it
+    sees only its own token. Same arguments and returns as :func:`attention` (Z must be X)."""
+    if Z is not X:
+        raise ValueError("zero_past_attention is self-attention: Z must be X")
+    Q = X @ W_q.mT + b_q
+    K = X @ W_k.mT + b_k
+    V = X @ W_v.mT + b_v
+    own = (Q * K).sum(-1)  # q_t · k_t, the only score that is not q_t · 0
+    S = torch.diag_embed(own).masked_fill(~mask, float("-inf"))
+    A = torch.softmax(S / math.sqrt(Q.shape[-1]), dim=-1)
+    return A.diagonal(dim1=-2, dim2=-1).unsqueeze(-1) * V, A  # only the own value is non-zero
+
+
 # ---------------------------------------------------------------------------------------------
 # Algorithm 5: multi-head attention
 # ---------------------------------------------------------------------------------------------
@@ -148,12 +164,14 @@ class MHAttention(nn.Module):
     ``forward(X, Z=None, mask=...)`` with ``Z=None`` is self-attention (Z = X).
     Returns ``(Ṽ (batch, ℓ_x, d_out), A (batch, H, ℓ_x, ℓ_z))``.
 
-    ``past_gradient`` (β, default 1) and ``zero_past`` select myopic self-attention
-    (:mod:`mini_transformer.myopia`): same forward pass, gradient into other positions scaled by β.
+    ``kernel`` is the function that computes lines 1–6 of Algorithm 4 for all heads at once:
+    :func:`attention` (the paper's; the default, None) or a variant with the same arguments — the
+    transformer bigram's :func:`zero_past_attention`, or myopic attention, which
+    :mod:`mini_transformer.analysis.myopia` installs from above. ``hook_pattern`` sees A.
 
     ``fused=True`` computes the same function with one stacked projection and
-    ``F.scaled_dot_product_attention`` whenever the pattern is not asked for (``need_weights=False``)
-    and attention is not myopic; A is then returned as None.
+    ``F.scaled_dot_product_attention`` whenever the pattern is not needed (``need_weights=False``
+    and nothing attached to ``hook_pattern``) and the kernel is the paper's; A is then None.
     """
 
     def __init__(self, d_x: int, n_heads: int, d_head: int, d_out: int | None = None, d_z: int | None = None,
@@ -171,22 +189,22 @@ class MHAttention(nn.Module):
         self.W_k, self.b_k = weight(n_heads, d_head, d_z), nn.Parameter(torch.zeros(n_heads, d_head))
         self.W_v, self.b_v = weight(n_heads, d_head, d_z), nn.Parameter(torch.zeros(n_heads, d_head))
         self.W_o, self.b_o = weight(d_out, n_heads * d_head), nn.Parameter(torch.zeros(d_out))
-        self.past_gradient = 1.0  # β of myopic training: 1 is the plain Algorithm 4
-        self.zero_past = False
+        self.kernel = None  # None: Algorithm 4 itself (`attention`)
+        self.hook_pattern = HookPoint()
 
     def forward(self, X: torch.Tensor, Z: torch.Tensor | None = None, *, mask: torch.Tensor,
-                need_weights: bool = True, is_causal: bool = False):
+                need_weights: bool = False, is_causal: bool = False):
         """``is_causal=True`` promises that ``mask`` is the causal mask (lets the fused kernel skip it)."""
-        if self.fused and not need_weights and self.past_gradient == 1.0 and not self.zero_past:
+        need_weights = need_weights or self.hook_pattern.active
+        if self.fused and not need_weights and self.kernel is None:
             return self._fused_forward(X, X if Z is None else Z, mask, is_causal), None
         heads = (self.W_q, self.b_q.unsqueeze(1), self.W_k, self.b_k.unsqueeze(1), self.W_v, self.b_v.unsqueeze(1))
         # line 1: Y^h ← Attention(X, Z | W^h_qkv, Mask) for every head h at once;
         # X and Z get a head axis (batch, 1, ℓ, d) that broadcasts against W (H, d_head, d).
-        if Z is None and (self.past_gradient != 1.0 or self.zero_past):
-            Y, A = myopic_attention(X.unsqueeze(1), *heads, mask, self.past_gradient, self.zero_past)
-        else:
-            Z = X if Z is None else Z
-            Y, A = attention(X.unsqueeze(1), Z.unsqueeze(1), *heads, mask)
+        X = X.unsqueeze(1)
+        Z = X if Z is None else Z.unsqueeze(1)
+        Y, A = (self.kernel or attention)(X, Z, *heads, mask)
+        A = self.hook_pattern(A)
         Y = rearrange(Y, "batch head t d -> batch t (head d)")  # line 2: Y ← [Y¹; Y²; …; Y^H]
         return Y @ self.W_o.T + self.b_o, A  # line 3: Ṽ ← W_o Y + b_o 1ᵀ
 

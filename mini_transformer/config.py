@@ -9,11 +9,11 @@ vocab_size     N_V             number of token ids; ids live in ``[0, vocab_size
 max_len        ℓ_max           longest sequence the positional embedding covers
 d_model        d_e             width of the residual stream (embedding size)
 n_layers       L (L_enc)       number of layers (for EDTransformer: encoder layers)
-n_dec_layers   L_dec           decoder layers of EDTransformer (default: ``n_layers``)
+n_dec_layers   L_dec           decoder layers of EDTransformer (default ``n_layers``, filled in)
 n_heads        H               attention heads per layer
 d_head         d_attn = d_mid  query/key/value size of one head: ``d_model // n_heads``
-d_mlp          d_mlp           hidden width of the MLP (default ``4 * d_model``)
-d_final        d_f             width of ETransformer's final projection W_f (default d_e)
+d_mlp          d_mlp           hidden width of the MLP (default ``4 * d_model``, filled in)
+d_final        d_f             width of ETransformer's final projection W_f (default d_e, filled in)
 input_dim      (not in paper)  continuous inputs: W_e becomes a linear map ℝ^input_dim → ℝ^d_e
 output_dim     (not in paper)  real-valued outputs: W_u maps to output_dim values, not N_V logits
 kernels        (not in paper)  ``"faithful"``: the algorithms line by line; ``"fused"``: the same
@@ -69,6 +69,17 @@ class TransformerConfig:
     zero_past: bool = False  # DTransformer: the "transformer bigram" (past keys and values are zero)
 
     def __post_init__(self) -> None:
+        self._check()
+        # derived sizes, filled in once so that every reader sees one name and one number
+        for name, value in self.derived_defaults().items():
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, value)
+
+    def derived_defaults(self) -> dict[str, int]:
+        """What ``d_mlp``, ``n_dec_layers`` and ``d_final`` default to: 4·d_e, L, d_e."""
+        return {"d_mlp": 4 * self.d_model, "n_dec_layers": self.n_layers, "d_final": self.d_model}
+
+    def _check(self) -> None:
         for name in ("vocab_size", "max_len", "d_model", "n_layers", "n_heads"):
             check_int(getattr(self, name), name)
         for name in ("d_mlp", "n_dec_layers", "d_final", "input_dim", "output_dim"):
@@ -95,9 +106,9 @@ class TransformerConfig:
             raise TypeError(f"zero_past must be a bool, got {type(self.zero_past).__name__}")
 
     def check_unused(self, model: str, unused: tuple[str, ...]) -> "TransformerConfig":
-        """Raise ``ValueError`` if a field in ``unused`` differs from its default: ``model`` would
-        ignore it, and a silently ignored setting is a wrong result."""
-        defaults = {f.name: f.default for f in fields(self)}
+        """Raise ``ValueError`` if a field in ``unused`` differs from its default (for a derived size,
+        from the value it derives): ``model`` would ignore it, and an ignored setting is a wrong result."""
+        defaults = {f.name: f.default for f in fields(self)} | self.derived_defaults()
         for name in unused:
             if getattr(self, name) != defaults[name]:
                 raise ValueError(f"{model} does not use config.{name} (got {getattr(self, name)!r}); "
@@ -113,18 +124,6 @@ class TransformerConfig:
     def d_head(self) -> int:
         """d_attn = d_mid: the size of one head's queries, keys and values."""
         return self.d_model // self.n_heads
-
-    @property
-    def mlp_width(self) -> int:
-        return self.d_mlp if self.d_mlp is not None else 4 * self.d_model
-
-    @property
-    def dec_layers(self) -> int:
-        return self.n_dec_layers if self.n_dec_layers is not None else self.n_layers
-
-    @property
-    def final_width(self) -> int:
-        return self.d_final if self.d_final is not None else self.d_model
 
     def to_dict(self) -> dict:
         return asdict(self)

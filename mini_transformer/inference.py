@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .models import device_of
 from .validation import check_positive_int, check_temperature, check_tokens
 
 
@@ -34,7 +35,7 @@ def d_inference(model, x: torch.Tensor, n_generate: int, tau: float = 1.0,
     x = check_tokens(x, name="x", vocab_size=config.vocab_size, max_len=config.max_len)
     n_generate = check_positive_int(n_generate, "n_generate")
     tau = check_temperature(tau)
-    x = x.to(next(model.parameters()).device)
+    x = x.to(device_of(model))
     was_training = model.training
     model.eval()
     start = x.shape[1]
@@ -66,7 +67,7 @@ def ed_inference(model, z: torch.Tensor, bos_token: int, eos_token: int, tau: fl
     max_length = config.max_len if max_length is None else check_positive_int(max_length, "max_length")
     if max_length > config.max_len:
         raise ValueError(f"max_length must be <= max_len ℓ_max={config.max_len}, got {max_length}")
-    device = next(model.parameters()).device
+    device = device_of(model)
     z = z.to(device)
     was_training = model.training
     model.eval()

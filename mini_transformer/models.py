@@ -2,8 +2,9 @@
 
 * :class:`EDTransformer` (Algorithm 8): encoder–decoder, post-LN, ReLU, no final layer norm.
 * :class:`ETransformer` (Algorithm 9): encoder-only (BERT), post-LN, GELU, final projection W_f.
-* :class:`DTransformer` (Algorithm 10): decoder-only (GPT), pre-LN, GELU, final layer norm; it can
-  return a :class:`ResidualTrace` of every state of the residual stream.
+* :class:`DTransformer` (Algorithm 10): decoder-only (GPT), pre-LN, GELU, final layer norm, with a
+  hook point at every state of the residual stream; :func:`trace` returns them all as a
+  :class:`ResidualTrace`.
 
 Every ``forward`` returns **logits** ``(batch, ℓ, N_V)``; the paper's P is ``logits.softmax(-1)``.
 Shapes follow the row convention of :mod:`mini_transformer.algorithms`.
@@ -24,8 +25,10 @@ from .algorithms import (
     TokenEmbedding,
     Unembedding,
     attention_mask,
+    zero_past_attention,
 )
 from .config import TransformerConfig
+from .hooks import HookPoint, hooked
 from .validation import check_tokens, check_vectors
 
 SUBLAYERS = ("attn", "mlp")
@@ -55,6 +58,11 @@ class _Embedding(nn.Module):
         return self.token(x) + self.position(x.shape[1])
 
 
+def device_of(model: nn.Module) -> torch.device:
+    """The device a model's parameters live on (where its inputs must go)."""
+    return next(model.parameters()).device
+
+
 def _check_config(config, model: str, unused: tuple[str, ...]) -> TransformerConfig:
     if not isinstance(config, TransformerConfig):
         raise TypeError(f"config must be a TransformerConfig, got {type(config).__name__}")
@@ -62,16 +70,34 @@ def _check_config(config, model: str, unused: tuple[str, ...]) -> TransformerCon
 
 
 # ---------------------------------------------------------------------------------------------
-# Algorithm 10: DTransformer, with the residual trace
+# The layout of the residual stream: the one place that knows it
 # ---------------------------------------------------------------------------------------------
 def state_names(n_layers: int) -> list[str]:
-    """Labels of the 2L+1 residual-stream states: ``["X0", "L1.attn", "L1.mlp", …]``."""
+    """Labels of the 2L+1 residual-stream states: ``["X0", "L1.attn", "L1.mlp", …]``: X_0, then the
+    stream after layer l's attention update and after its MLP update, for l = 1 … L."""
     return ["X0"] + [f"L{l}.{part}" for l in range(1, n_layers + 1) for part in SUBLAYERS]
+
+
+def state_index(layer: int, part: str) -> int:
+    """Index in the list of states of ``(0, "embed")`` (X_0) or ``(l, "attn" | "mlp")``."""
+    if layer == 0 and part == "embed":
+        return 0
+    if part not in SUBLAYERS or isinstance(layer, bool) or not isinstance(layer, int) or layer < 1:
+        raise KeyError(f"a state is (0, 'embed') or (layer ≥ 1, 'attn' | 'mlp'), got {(layer, part)!r}")
+    return 2 * layer - 1 + SUBLAYERS.index(part)
+
+
+def state_layer(index: int) -> tuple[int, str]:
+    """The inverse of :func:`state_index`: ``(layer, "embed" | "attn" | "mlp")`` of state ``index``.
+    Odd indices are attention updates (they read other positions), even ones MLP updates or X_0."""
+    if index == 0:
+        return 0, "embed"
+    return (index + 1) // 2, SUBLAYERS[(index - 1) % 2]
 
 
 @dataclass
 class ResidualTrace:
-    """Every state of a DTransformer's residual stream, for one forward pass.
+    """Every state of a DTransformer's residual stream, for one forward pass (see :func:`trace`).
 
     ``states[0]`` is X_0 (token + position embeddings); ``states[2l−1]`` is the stream after layer
     l's attention update and ``states[2l]`` after its MLP update (l = 1…L, as in the paper), each
@@ -103,9 +129,7 @@ class ResidualTrace:
         layer, part = key
         if isinstance(layer, bool) or not isinstance(layer, int) or not 1 <= layer <= self.n_layers:
             raise KeyError(f"layer must be an int in 1..{self.n_layers}, got {layer!r}")
-        if part not in SUBLAYERS:
-            raise KeyError(f"sublayer must be one of {SUBLAYERS}, got {part!r}")
-        return 2 * layer - 1 + SUBLAYERS.index(part)
+        return state_index(layer, part)
 
     def __getitem__(self, key) -> torch.Tensor:
         return self.states[self.index(key)]
@@ -119,8 +143,29 @@ class ResidualTrace:
         return torch.stack(self.states)
 
 
+def trace(model, x: torch.Tensor):
+    """Run ``model`` on ``x`` and return ``(logits, ResidualTrace)``: every state of the stream and
+    every attention pattern, read at the model's hook points."""
+    recorded: dict[str, torch.Tensor] = {}
+
+    def keep(name):
+        def function(tensor):
+            recorded[name] = tensor
+        return function
+
+    points = model.hook_points()
+    with hooked(model, {name: keep(name) for name in points}):
+        logits = model(x)
+    names = state_names(model.config.n_layers)
+    patterns = [recorded[f"L{l}.pattern"] for l in range(1, model.config.n_layers + 1)]
+    return logits, ResidualTrace(states=[recorded[name] for name in names], patterns=patterns)
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithm 10: DTransformer
+# ---------------------------------------------------------------------------------------------
 class DecoderLayer(nn.Module):
-    """One iteration of Algorithm 10's loop (lines 5–8), pre-LN."""
+    """One iteration of Algorithm 10's loop (lines 5–8), pre-LN, with a hook point after each update."""
 
     def __init__(self, config: TransformerConfig):
         super().__init__()
@@ -128,24 +173,22 @@ class DecoderLayer(nn.Module):
         self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^1, β_l^1
         self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)  # W_l
         self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)  # γ_l^2, β_l^2
-        self.mlp = MLP(d, config.mlp_width, config.activation or "gelu", fused)  # W_mlp1^l, …, b_mlp2^l
-        self.attn.zero_past = config.zero_past  # the "transformer bigram" reads zeros from the past
+        self.mlp = MLP(d, config.d_mlp, config.activation or "gelu", fused)  # W_mlp1^l, …, b_mlp2^l
+        self.hook_attn, self.hook_mlp = HookPoint(), HookPoint()  # the stream after each update
+        self.causal = config.mask_kind == "causal"  # lets the fused kernel skip the mask
+        if config.zero_past:  # the "transformer bigram": what a position reads from the past is zero
+            self.attn.kernel = zero_past_attention
 
-    def attn_update(self, X: torch.Tensor, mask: torch.Tensor, need_weights: bool = True, is_causal: bool = False):
-        """The attention update and pattern: MHAttention(layer_norm(X)) (lines 5–6, without the sum)."""
-        return self.attn(self.ln_attn(X), mask=mask, need_weights=need_weights, is_causal=is_causal)
-
-    def mlp_update(self, X: torch.Tensor) -> torch.Tensor:
-        """The MLP update: W_mlp2 GELU(W_mlp1 layer_norm(X) + b_mlp1) + b_mlp2 (lines 7–8)."""
-        return self.mlp(self.ln_mlp(X))
+    def forward(self, X: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        X = self.hook_attn(X + self.attn(self.ln_attn(X), mask=mask, is_causal=self.causal)[0])  # lines 5–6
+        return self.hook_mlp(X + self.mlp(self.ln_mlp(X)))  # lines 7–8
 
 
 class DTransformer(nn.Module):
     """Algorithm 10: P ← DTransformer(x | θ), a decoder-only (GPT-style) transformer.
 
     ``forward(x)`` takes token ids ``(batch, ℓ)`` or ``(ℓ,)`` with ℓ ≤ ℓ_max and returns logits
-    ``(batch, ℓ, N_V)``; row t predicts token t+1. ``forward(x, return_trace=True)`` returns
-    ``(logits, ResidualTrace)``.
+    ``(batch, ℓ, N_V)``; row t predicts token t+1. :func:`trace` returns every state of the stream.
 
     ``config.mask_kind`` is the paper's causal mask; ``"self"`` gives a control model whose
     positions attend only to themselves (see :func:`~mini_transformer.algorithms.attention_mask`);
@@ -155,52 +198,28 @@ class DTransformer(nn.Module):
     def __init__(self, config: TransformerConfig):
         super().__init__()
         self.config = _check_config(config, "DTransformer", ("n_dec_layers", "d_final"))
-        self.mask_kind = config.mask_kind
         self.embedding = _Embedding(config)
+        self.hook_embed = HookPoint()  # X_0
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
-        fused = config.fused
-        self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps, fused)  # γ, β
+        self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps, config.fused)  # γ, β
         # W_u: N_V logits, or config.output_dim real outputs (a regression head)
         self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
+        for name, point in self.hook_points().items():
+            point.name = name
 
-    def zero_perturbations(self, batch: int, length: int) -> list[torch.Tensor]:
-        """2L+1 zero tensors ``(batch, ℓ, d_e)`` for ``forward(perturbations=…)``: differentiating
-        with respect to them gives the gradient with respect to every state of the stream."""
-        param = self.unembedding.W_u
-        shape = (batch, length, self.config.d_model)
-        return [torch.zeros(shape, dtype=param.dtype, device=param.device) for _ in range(2 * len(self.layers) + 1)]
+    def hook_points(self) -> dict[str, HookPoint]:
+        """Every hook point by name: the 2L+1 states in order, then each layer's attention pattern."""
+        states = [self.hook_embed] + [hook for layer in self.layers for hook in (layer.hook_attn, layer.hook_mlp)]
+        points = dict(zip(state_names(len(self.layers)), states))
+        points.update({f"L{l}.pattern": layer.attn.hook_pattern for l, layer in enumerate(self.layers, start=1)})
+        return points
 
-    def forward(self, x: torch.Tensor, return_trace: bool = False, perturbations=None):
-        """Logits ``(batch, ℓ, N_V)``, and the :class:`ResidualTrace` if ``return_trace``.
-
-        ``perturbations``: optional list of 2L+1 tensors (or None entries), each added to the
-        corresponding state of the stream as soon as it is computed (X_0, then after each update).
-        Zeros change nothing, but the gradient with respect to them is the gradient with respect to
-        the states, which lets ``torch.func`` differentiate through intermediate states.
-        """
-        n_states = 2 * len(self.layers) + 1
-        if perturbations is not None and len(perturbations) != n_states:
-            raise ValueError(f"perturbations must hold {n_states} entries (2L+1), got {len(perturbations)}")
-
-        def record(X):
-            if perturbations is not None and perturbations[len(states)] is not None:
-                X = X + perturbations[len(states)]
-            states.append(X)
-            return X
-
-        states, patterns = [], []
-        X = record(self.embedding(x))  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
-        mask = attention_mask(self.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
-        for layer in self.layers:  # line 4: for l = 1, …, L
-            update, pattern = layer.attn_update(X, mask, need_weights=return_trace,
-                                                is_causal=self.mask_kind == "causal")  # line 5: X̃ ← layer_norm(X | γ_l^1, β_l^1)
-            X = record(X + update)  # line 6: X ← X + MHAttention(X̃ | W_l, Mask)
-            patterns.append(pattern)
-            X = record(X + layer.mlp_update(X))  # lines 7–8: X ← X + W_mlp2 GELU(W_mlp1 X̃ + b_mlp1 1ᵀ) + b_mlp2 1ᵀ
-        logits = self.unembedding(self.final_ln(X))  # lines 10–11: layer_norm, then W_u X
-        if return_trace:
-            return logits, ResidualTrace(states=states, patterns=patterns)
-        return logits
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        X = self.hook_embed(self.embedding(x))  # lines 1–3: X ← [W_e[:, x[t]] + W_p[:, t]]_t
+        mask = attention_mask(self.config.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
+        for layer in self.layers:  # line 4: for l = 1, …, L (lines 5–8 in DecoderLayer.forward)
+            X = layer(X, mask)
+        return self.unembedding(self.final_ln(X))  # lines 10–11: P ← softmax(W_u layer_norm(X))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -214,7 +233,7 @@ class EncoderLayer(nn.Module):
         d, fused = config.d_model, config.fused
         self.attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
         self.ln_attn = LayerNorm(d, config.layer_norm_eps, fused)
-        self.mlp = MLP(d, config.mlp_width, activation, fused)
+        self.mlp = MLP(d, config.d_mlp, activation, fused)
         self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
@@ -235,7 +254,7 @@ class ETransformer(nn.Module):
         self.config = _check_config(config, "ETransformer", ("n_dec_layers", "output_dim", "mask_kind", "zero_past"))
         self.embedding = _Embedding(config)
         self.layers = nn.ModuleList(EncoderLayer(config, config.activation or "gelu") for _ in range(config.n_layers))
-        d_f, fused = config.final_width, config.fused
+        d_f, fused = config.d_final, config.fused
         self.W_f = nn.Parameter(torch.randn(d_f, config.d_model) * 0.02)
         self.b_f = nn.Parameter(torch.zeros(d_f))
         self.final_ln = LayerNorm(d_f, config.layer_norm_eps, fused)
@@ -262,7 +281,7 @@ class EDDecoderLayer(nn.Module):
         self.ln_self = LayerNorm(d, config.layer_norm_eps, fused)
         self.cross_attn = MHAttention(d, config.n_heads, config.d_head, fused=fused)
         self.ln_cross = LayerNorm(d, config.layer_norm_eps, fused)
-        self.mlp = MLP(d, config.mlp_width, activation, fused)
+        self.mlp = MLP(d, config.d_mlp, activation, fused)
         self.ln_mlp = LayerNorm(d, config.layer_norm_eps, fused)
 
     def forward(self, X: torch.Tensor, Z: torch.Tensor) -> torch.Tensor:
@@ -278,7 +297,7 @@ class EDTransformer(nn.Module):
 
     ``forward(z, x)``: context ids ``z (batch, ℓ_z)``, primary ids ``x (batch, ℓ_x)``; returns logits
     ``(batch, ℓ_x, N_V)``. Post-LN, ReLU, no final layer norm; W_e and W_p are shared by z and x,
-    as in the paper. ``config.n_layers`` is L_enc, ``config.dec_layers`` is L_dec.
+    as in the paper. ``config.n_layers`` is L_enc, ``config.n_dec_layers`` is L_dec.
     """
 
     def __init__(self, config: TransformerConfig):
@@ -287,7 +306,7 @@ class EDTransformer(nn.Module):
         activation = config.activation or "relu"
         self.embedding = _Embedding(config)
         self.encoder = nn.ModuleList(EncoderLayer(config, activation) for _ in range(config.n_layers))
-        self.decoder = nn.ModuleList(EDDecoderLayer(config, activation) for _ in range(config.dec_layers))
+        self.decoder = nn.ModuleList(EDDecoderLayer(config, activation) for _ in range(config.n_dec_layers))
         self.unembedding = Unembedding(config.d_model, config.vocab_size)
 
     def encode(self, z: torch.Tensor) -> torch.Tensor:

@@ -51,7 +51,7 @@ def torch_encoder_layer(layer, *, norm_first: bool, config) -> nn.TransformerEnc
     """
     param = layer.attn.W_q
     ref = nn.TransformerEncoderLayer(
-        config.d_model, config.n_heads, config.mlp_width, dropout=0.0, activation=layer.mlp.activation,
+        config.d_model, config.n_heads, config.d_mlp, dropout=0.0, activation=layer.mlp.activation,
         batch_first=True, norm_first=norm_first, device=param.device, dtype=param.dtype,
     )
     copy_mhattention(layer.attn, ref.self_attn)
@@ -73,7 +73,7 @@ class TorchDecoder(nn.Module):
         self.token = nn.Embedding(config.vocab_size, d)
         self.position = nn.Parameter(torch.zeros(config.max_len, d))
         self.layers = nn.ModuleList(
-            nn.TransformerEncoderLayer(d, config.n_heads, config.mlp_width, dropout=0.0,
+            nn.TransformerEncoderLayer(d, config.n_heads, config.d_mlp, dropout=0.0,
                                        activation=config.activation or "gelu", batch_first=True, norm_first=True)
             for _ in range(config.n_layers)
         )

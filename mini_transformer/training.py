@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .models import device_of
 from .validation import check_choice, check_positive_int
 
 # tqdm's monitor thread refreshes a stalled bar from a second thread; in a notebook that sends widget
@@ -27,9 +28,22 @@ OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "cosine")
 
 
+def token_losses(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(batch, ℓ−1)``: ℓ_t = −log P[x[t+1], t], Algorithm 13's line 5 one term per position."""
+    return F.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, 1:], reduction="none")
+
+
 def next_token_loss(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """Mean of −log P[x[t+1], t] over t = 1…ℓ−1: the log loss of Algorithm 13, line 5."""
-    return F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]), x[:, 1:].reshape(-1))
+    """Mean of −log P[x[t+1], t] over t = 1…ℓ−1: the log loss of Algorithm 13, line 5 (per token)."""
+    return token_losses(logits, x).mean()
+
+
+@torch.no_grad()
+def window_losses(model, windows: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """``(n, ℓ−1)``: the next-token loss of every window ``windows (n, ℓ)`` at every position,
+    evaluated ``chunk`` windows at a time on the model's device (results on the CPU)."""
+    device = device_of(model)
+    return torch.cat([token_losses(model(w.to(device)), w.to(device)).cpu() for w in windows.split(chunk)])
 
 
 def d_training_loss(model, x: torch.Tensor) -> torch.Tensor:
@@ -118,7 +132,7 @@ def train(
     check_choice(schedule, "schedule", SCHEDULES)
     if seed is not None:
         torch.manual_seed(seed)
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = torch.device(device) if device is not None else device_of(model)
     model.to(device).train()
     opt = make_optimizer(model, optimizer, lr, weight_decay)
 

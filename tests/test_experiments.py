@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from mini_transformer.experiments import depth_grid, myopia_gap
-from mini_transformer.probes import probe_accuracy
+from mini_transformer.analysis.probes import probe_accuracy
 
 
 def test_depth_grid_script_writes_a_complete_file(tmp_path):
@@ -64,3 +64,18 @@ def test_probe_accuracy_separates_and_guesses():
     noise = torch.randn(400, 4, generator=generator)
     assert probe_accuracy(informative[:200], labels[:200], informative[200:], labels[200:], 4) == 1.0
     assert probe_accuracy(noise[:200], labels[:200], noise[200:], labels[200:], 4) < 0.45
+
+
+def test_khop_grid_script_writes_a_complete_file_and_resumes(tmp_path):
+    from mini_transformer.experiments import khop_grid
+
+    out = tmp_path / "khop.json"
+    khop_grid.main(["--scale", "tiny", "--out", str(out), "--threads", "1"])
+    result = json.loads(out.read_text())
+    config = khop_grid.SCALES["tiny"]
+    assert len(result["runs"]) == len(khop_grid.runs_to_do(config))
+    assert all(0 <= r["accuracy"] <= 1 for r in result["runs"])
+    assert set(khop_grid.largest_k_solved(result, config.steps)) == {L for L, _ in config.pairs}
+    before = out.read_text()
+    khop_grid.main(["--scale", "tiny", "--out", str(out), "--threads", "1"])  # nothing left to run
+    assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]

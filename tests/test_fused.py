@@ -37,8 +37,8 @@ def test_fused_dtransformer_equals_faithful(mask_kind):
 def test_fused_trace_still_has_patterns():
     faithful, fused = twins(mt.DTransformer, small_config(n_layers=2))
     x = torch.randint(0, 11, (2, 7))
-    _, trace_a = faithful(x, return_trace=True)
-    _, trace_b = fused(x, return_trace=True)
+    _, trace_a = mt.trace(faithful, x)
+    _, trace_b = mt.trace(fused, x)
     for a, b in zip(trace_a.states + trace_a.patterns, trace_b.states + trace_b.patterns):
         assert (a - b).abs().max() < 1e-12
 
@@ -51,7 +51,7 @@ def test_fused_encoder_and_encoder_decoder_equal_faithful():
 
 
 def test_myopic_training_falls_back_to_the_faithful_path():
-    from mini_transformer.myopia import myopic, parameter_gradients
+    from mini_transformer.analysis.myopia import myopic, parameter_gradients
 
     faithful, fused = twins(mt.DTransformer, small_config(n_layers=2))
     x = torch.randint(0, 11, (2, 8))

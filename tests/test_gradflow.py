@@ -5,7 +5,7 @@ import torch
 
 import mini_transformer as mt
 from conftest import small_config
-from mini_transformer.gradflow import gradient_flow, gradient_flow_naive, position_losses
+from mini_transformer.analysis.gradflow import gradient_flow, gradient_flow_naive, position_losses
 
 
 @pytest.fixture

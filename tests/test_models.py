@@ -45,7 +45,7 @@ def test_edtransformer_layers_equal_torch_encoder_and_decoder_layers():
     X = model.embedding(x)
     causal = nn.Transformer.generate_square_subsequent_mask(5, dtype=torch.float64)
     for layer in model.decoder:
-        ref = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.mlp_width, dropout=0.0, activation="relu",
+        ref = nn.TransformerDecoderLayer(cfg.d_model, cfg.n_heads, cfg.d_mlp, dropout=0.0, activation="relu",
                                          batch_first=True, dtype=torch.float64)
         copy_mhattention(layer.self_attn, ref.self_attn)
         copy_mhattention(layer.cross_attn, ref.multihead_attn)
@@ -94,7 +94,7 @@ def test_residual_trace_holds_every_state_in_order():
     cfg = small_config(n_layers=3)
     model = mt.DTransformer(cfg)
     x = torch.randint(0, cfg.vocab_size, (2, 7))
-    logits, trace = model(x, return_trace=True)
+    logits, trace = mt.trace(model, x)
     assert len(trace.states) == 2 * cfg.n_layers + 1 and len(trace.patterns) == cfg.n_layers
     assert trace.names == ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp", "L3.attn", "L3.mlp"]
     assert trace.stack().shape == (7, 2, 7, cfg.d_model)
@@ -102,10 +102,10 @@ def test_residual_trace_holds_every_state_in_order():
     torch.testing.assert_close(trace["embed"], model.embedding(x))
     for l, layer in enumerate(model.layers, start=1):
         # Alg. 10 line 6 and line 8: each state is the previous one plus its sublayer's update
-        attn_update, pattern = layer.attn_update(trace.layer(l - 1), mt.attention_mask("causal", 7))
+        attn_update, pattern = layer.attn(layer.ln_attn(trace.layer(l - 1)), mask=mt.attention_mask("causal", 7))
         torch.testing.assert_close(trace[l, "attn"], trace.layer(l - 1) + attn_update)
         torch.testing.assert_close(trace.patterns[l - 1], pattern)
-        torch.testing.assert_close(trace[l, "mlp"], trace[l, "attn"] + layer.mlp_update(trace[l, "attn"]))
+        torch.testing.assert_close(trace[l, "mlp"], trace[l, "attn"] + layer.mlp(layer.ln_mlp(trace[l, "attn"])))
     torch.testing.assert_close(logits, model.unembedding(model.final_ln(trace.layer(cfg.n_layers))))
     torch.testing.assert_close(logits, model(x))
 
@@ -114,7 +114,7 @@ def test_residual_trace_states_are_in_the_autograd_graph():
     cfg = small_config()
     model = mt.DTransformer(cfg)
     x = torch.randint(0, cfg.vocab_size, (1, 6))
-    logits, trace = model(x, return_trace=True)
+    logits, trace = mt.trace(model, x)
     grads = torch.autograd.grad(logits[0, 3].sum(), trace.states)
     for grad in grads:
         assert grad[0, 4:].abs().max() == 0  # no gradient into positions after 3
@@ -124,7 +124,7 @@ def test_residual_trace_states_are_in_the_autograd_graph():
 @pytest.mark.parametrize("key", [(0, "attn"), (3, "attn"), (1, "ffn"), "X1", (True, "mlp")])
 def test_residual_trace_rejects_unknown_keys(key):
     cfg = small_config()
-    _, trace = mt.DTransformer(cfg)(torch.zeros(1, 3, dtype=torch.long), return_trace=True)
+    _, trace = mt.trace(mt.DTransformer(cfg), torch.zeros(1, 3, dtype=torch.long))
     with pytest.raises(KeyError):
         trace[key]
 
@@ -139,16 +139,38 @@ def test_zero_perturbations_change_nothing_and_carry_the_state_gradient():
     cfg = small_config()
     model = mt.DTransformer(cfg).double()
     x = torch.randint(0, cfg.vocab_size, (2, 6))
-    deltas = [torch.zeros(2, 6, cfg.d_model, dtype=torch.float64, requires_grad=True) for _ in range(5)]
-    logits, trace = model(x, return_trace=True, perturbations=deltas)
+    deltas = {name: torch.zeros(2, 6, cfg.d_model, dtype=torch.float64, requires_grad=True)
+              for name in mt.state_names(cfg.n_layers)}
+    with mt.perturbed(model, deltas):
+        logits, trace = mt.trace(model, x)
     torch.testing.assert_close(logits, model(x), atol=0, rtol=0)
-    by_delta = torch.autograd.grad(logits[:, 3].sum(), deltas, retain_graph=True)
+    by_delta = torch.autograd.grad(logits[:, 3].sum(), list(deltas.values()), retain_graph=True)
     by_state = torch.autograd.grad(logits[:, 3].sum(), trace.states)
     for a, b in zip(by_delta, by_state):
         torch.testing.assert_close(a, b)
 
 
-def test_perturbations_must_match_the_number_of_states():
+def test_hook_points_name_every_state_and_pattern_and_leave_nothing_attached():
+    cfg = small_config(n_layers=2)
+    model = mt.DTransformer(cfg)
+    points = model.hook_points()
+    assert list(points) == ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp", "L1.pattern", "L2.pattern"]
+    assert all(point.name == name for name, point in points.items())
+    x = torch.randint(0, 11, (1, 5))
+    mt.trace(model, x)
+    with mt.hooked(model, {"L1.attn": lambda X: X * 0}):
+        model(x)
+    assert not any(point.active for point in points.values())
+    with pytest.raises(ValueError, match="unknown hook point"):
+        with mt.hooked(model, {"L9.mlp": lambda X: X}):
+            pass
+
+
+def test_hooked_patch_changes_the_output():
     cfg = small_config()
-    with pytest.raises(ValueError, match="perturbations must hold 5"):
-        mt.DTransformer(cfg)(torch.zeros(1, 3, dtype=torch.long), perturbations=[None] * 3)
+    model = mt.DTransformer(cfg).eval()
+    x = torch.randint(0, cfg.vocab_size, (2, 6))
+    with mt.hooked(model, {"L2.mlp": lambda X: torch.zeros_like(X)}):
+        patched = model(x)
+    expected = model.unembedding(model.final_ln(torch.zeros(2, 6, cfg.d_model)))
+    torch.testing.assert_close(patched, expected)

@@ -6,8 +6,9 @@ import torch
 
 import mini_transformer as mt
 from conftest import randomize_, small_config
-from mini_transformer.untied import brute_force_gradients
-from mini_transformer.myopia import cosine, gradient_decomposition, myopic, parameter_gradients, set_myopia
+from mini_transformer.analysis.untied import brute_force_gradients
+from mini_transformer.analysis.myopia import (cosine, gradient_decomposition, myopia_beta, myopic,
+                                              parameter_gradients, set_myopia)
 
 
 def mean_loss(model, x):
@@ -67,16 +68,16 @@ def test_beta_scales_each_crossing_between_positions():
 
 def test_myopic_forward_pass_is_identical(setting):
     model, x = setting
-    vanilla_logits, vanilla_trace = model(x, return_trace=True)
+    vanilla_logits, vanilla_trace = mt.trace(model, x)
     with myopic(model, beta=0.0):
-        logits, trace = model(x, return_trace=True)
+        logits, trace = mt.trace(model, x)
     assert torch.equal(logits, vanilla_logits)
     for a, b in zip(trace.patterns, vanilla_trace.patterns):
         assert torch.equal(a, b)
 
 
 def test_myopic_states_get_no_gradient_from_later_losses(setting):
-    from mini_transformer.gradflow import gradient_flow
+    from mini_transformer.analysis.gradflow import gradient_flow
 
     model, x = setting
     with myopic(model):
@@ -100,8 +101,10 @@ def test_transformer_bigram_sees_only_the_current_token():
 def test_context_manager_restores_vanilla_and_set_myopia_validates(setting):
     model, x = setting
     with myopic(model, beta=0.3):
-        assert model.layers[0].attn.past_gradient == 0.3
-    assert model.layers[0].attn.past_gradient == 1.0
+        assert myopia_beta(model) == 0.3
+    assert myopia_beta(model) == 1.0 and model.layers[0].attn.kernel is None
+    with pytest.raises(TypeError, match="DTransformer"):
+        set_myopia(mt.ETransformer(small_config()), beta=0.0)
     with pytest.raises(ValueError, match="beta"):
         set_myopia(model, beta=1.5)
     assert cosine(parameter_gradients(model, mean_loss, x), parameter_gradients(model, mean_loss, x)) == pytest.approx(1.0)

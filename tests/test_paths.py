@@ -5,7 +5,7 @@ import torch
 
 import mini_transformer as mt
 from conftest import small_config
-from mini_transformer.paths import StateGraph, measured_cone
+from mini_transformer.analysis.paths import StateGraph, measured_cone
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 3])
@@ -73,8 +73,8 @@ def test_predicted_cone_equals_the_states_with_a_nonzero_jacobian(i, t):
 
 
 def test_explorers_build_without_a_browser():
-    from mini_transformer.gradflow import gradient_flow
-    from mini_transformer.widgets import cone_explorer, gradient_flow_explorer
+    from mini_transformer.analysis.gradflow import gradient_flow
+    from mini_transformer.notebook.widgets import cone_explorer, gradient_flow_explorer
 
     torch.manual_seed(0)
     model = mt.DTransformer(small_config())

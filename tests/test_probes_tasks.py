@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import mini_transformer as mt
-from mini_transformer.probes import probe_r2
+from mini_transformer.analysis.probes import probe_r2
 from mini_transformer.tasks.precaching import PrecachingTask, huber_loss, trivial_loss
 
 

@@ -127,7 +127,7 @@ def test_load_rejects_other_torch_files(tmp_path):
 def test_load_rejects_weights_of_another_shape(tmp_path):
     path = valid_file(tmp_path)
     payload = torch.load(path, weights_only=True)
-    payload["config"]["d_model"] = 48  # the weights were saved for d_model = 24
+    payload["config"]["d_mlp"] = 48  # the weights were saved for d_mlp = 40
     torch.save(payload, path)
     with pytest.raises(ValueError, match="weights do not fit"):
         mt.load_model(path)

@@ -21,12 +21,11 @@ from pathlib import Path
 import torch
 
 from ..config import TransformerConfig
-from ..gradflow import token_losses
-from ..models import DTransformer
-from ..myopia import myopic, set_myopia
-from ..probes import probe_accuracy
+from ..models import DTransformer, device_of, trace
+from ..analysis.myopia import myopic
+from ..analysis.probes import probe_accuracy
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
-from ..training import d_training
+from ..training import d_training, window_losses
 from ..validation import check_choice
 from . import RESULTS, load_result, script_arguments, write_result
 MODES = ("vanilla", "myopic", "bigram")
@@ -92,20 +91,13 @@ def train_model(size: ModelSize, mode: str, corpus: CharCorpus, config: GapConfi
 
 
 @torch.no_grad()
-def window_losses(model, windows: torch.Tensor, chunk: int = 256) -> torch.Tensor:
-    """``(n, ℓ − 1)``: the next-token loss ℓ_t of every window at every position."""
-    device = next(model.parameters()).device
-    return torch.cat([token_losses(model(w.to(device)), w.to(device)).cpu() for w in windows.split(chunk)])
-
-
-@torch.no_grad()
 def future_token_probes(model, windows: torch.Tensor, horizons=(1, 2, 3)) -> dict[str, list[float]]:
     """Accuracy of linear probes that read the state X after each layer (X_0, X_2, …, X_2L) at
     position t and predict the token at t + h, for each horizon h. Half of ``windows`` fits the
     probes, half scores them."""
-    device = next(model.parameters()).device
-    _, trace = model(windows.to(device), return_trace=True)
-    states = [trace.states[i].cpu() for i in range(0, len(trace.states), 2)]
+    device = device_of(model)
+    _, stream = trace(model, windows.to(device))
+    states = [stream.layer(l).cpu() for l in range(stream.n_layers + 1)]  # X_0, X_1, …, X_L
     half, n, h_max = len(windows) // 2, windows.shape[1], max(horizons)
     result = {}
     for h in horizons:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..models import device_of
 from ..validation import check_int, check_positive_int
 
 
@@ -77,7 +78,7 @@ def loss(model, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def accuracy(model, x: torch.Tensor, y: torch.Tensor, n_letters: int, chunk: int = 500) -> float:
     """Accuracy on the positions whose k-hop target exists (NONE positions are easy and left out)."""
-    device = next(model.parameters()).device
+    device = device_of(model)
     correct = total = 0
     for xs, ys in zip(x.split(chunk), y.split(chunk)):
         predicted = model(xs.to(device)).argmax(-1).cpu()

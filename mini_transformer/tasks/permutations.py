@@ -26,6 +26,7 @@ import torch
 import torch.nn.functional as F
 
 from ..inference import d_inference
+from ..models import device_of
 from ..validation import check_positive_int, check_tokens
 
 #: The six elements of S3, each as the images (π(0), π(1), π(2)); index 0 is the identity.
@@ -90,7 +91,7 @@ def silent_loss(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
 def silent_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``(length,)``: the share of sequences whose s_t the model gets right, for t = 1 … n."""
     model.eval()
-    logits = model(g.to(next(model.parameters()).device))[..., :ORDER]
+    logits = model(g.to(device_of(model)))[..., :ORDER]
     return (logits.argmax(-1).cpu() == s).float().mean(0)
 
 
@@ -99,7 +100,7 @@ def silent_sign_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tenso
     """``(length,)``: how often the *sign* of the model's answer at t is the sign of s_t. The sign
     is order-free (a parity), so a model can get it right where it gets the element wrong."""
     model.eval()
-    predicted = model(g.to(next(model.parameters()).device))[..., :ORDER].argmax(-1).cpu()
+    predicted = model(g.to(device_of(model)))[..., :ORDER].argmax(-1).cpu()
     return (SIGN[predicted] == SIGN[s]).float().mean(0)
 
 
@@ -128,7 +129,7 @@ def write_and_read(model, g: torch.Tensor) -> torch.Tensor:
     append g_2, let it write s_2, and so on. Returns the written products ``(batch, n)`` as element
     ids (a token outside 6 … 11 counts as wrong and becomes −1). No true s is ever shown."""
     g = check_tokens(g, name="g", vocab_size=ORDER, max_len=10**9)
-    device = next(model.parameters()).device
+    device = device_of(model)
     x = torch.empty(g.shape[0], 0, dtype=torch.long, device=device)
     written = []
     for t in range(g.shape[1]):

@@ -7,6 +7,8 @@ import matplotlib as mpl
 import matplotlib.pyplot as plt
 import numpy as np
 
+from ..models import state_layer
+
 # Okabe & Ito (2008), a palette distinguishable with the common colour-vision deficiencies.
 COLORS = {
     "blue": "#0072B2", "orange": "#E69F00", "green": "#009E73", "vermillion": "#D55E00",
@@ -73,7 +75,7 @@ def log_norm(values, floor_ratio: float = 1e-4):
 
 def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, colorbar: bool = True):
     """The positions × states grid for one loss position t: a dot at (source position s, state l)
-    coloured by G[l, s, t] = ‖∂ℓ_t/∂X_l[s]‖ (log scale), for the ``window`` positions up to t.
+    coloured by G[i, s, t] = ‖∂ℓ_t/∂X_i[s]‖ (log scale), for the ``window`` positions up to t.
     The loss ℓ_t sits above position t. Positions after t get exactly zero (shown hollow)."""
     ax = ax or plt.subplots(figsize=(8, 3.8))[1]
     G = flow.G[:, :, t].cpu().numpy()  # (states, s)
@@ -107,7 +109,7 @@ def plot_gradient_grid(flow, t: int, ax=None, window: int = 16, norm=None, color
 
 
 def plot_flow_heatmaps(flow, title: str | None = None, columns: int = 3):
-    """One heatmap per state: G[l, s, t] with source position s down and loss position t across,
+    """One heatmap per state: G[i, s, t] with source position s down and loss position t across,
     log colour scale shared by all panels; entries that are exactly zero are white."""
     G = flow.G.cpu().numpy()
     n_states = G.shape[0]
@@ -132,7 +134,7 @@ def plot_flow_heatmaps(flow, title: str | None = None, columns: int = 3):
 
 
 def plot_distance_profiles(profiles: dict, names, states, ax=None):
-    """Relative pull of the loss k positions ahead, mean_s G[l, s, s+k] / mean_s G[l, s, s], against
+    """Relative pull of the loss k positions ahead, mean_s G[i, s, s+k] / mean_s G[i, s, s], against
     k (log scale), one line per (label, state). ``profiles`` maps a label to ``flow.by_distance()``."""
     ax = ax or plt.subplots(figsize=(7, 4))[1]
     styles = ["-", "--", ":", "-."]
@@ -165,8 +167,9 @@ def plot_state_grid(trace, positions, ax=None, min_weight: float = 0.15, batch_i
         for t in positions:
             ax.annotate("", (t, i - 0.12), (t, i - 1 + 0.12),
                         arrowprops=dict(arrowstyle="->", color="#777777", lw=1))
-            if i % 2 == 1:  # an attention update reads earlier positions
-                weights = trace.patterns[(i - 1) // 2][batch_index].detach().cpu().amax(0)  # (ℓ, ℓ)
+            layer, part = state_layer(i)
+            if part == "attn":  # an attention update reads earlier positions
+                weights = trace.patterns[layer - 1][batch_index].detach().cpu().amax(0)  # (ℓ, ℓ)
                 for s in positions:
                     if s < t and weights[t, s] >= min_weight:
                         ax.annotate("", (t - 0.08, i - 0.12), (s + 0.08, i - 1 + 0.12),

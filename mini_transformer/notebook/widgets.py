@@ -30,7 +30,7 @@ def _explorer(controls: list, plot, figsize=(9, 3.8)):
 
 def gradient_flow_explorer(flows: dict, window: int = 16):
     """Pick a model (``flows`` maps a label to a :class:`~mini_transformer.gradflow.GradientFlow`)
-    and a loss position t; see how ‖∂ℓ_t/∂X_l[s]‖ spreads over the positions × states grid."""
+    and a loss position t; see how ‖∂ℓ_t/∂X_i[s]‖ spreads over the positions × states grid."""
     import ipywidgets as widgets
 
     from .plots import plot_gradient_grid
@@ -52,7 +52,7 @@ def cone_explorer(model, x, names):
     """Pick a state and a position; see its dependency cone measured with autograd (chapter 2)."""
     import ipywidgets as widgets
 
-    from .paths import StateGraph, measured_cone
+    from ..analysis.paths import StateGraph, measured_cone
     from .plots import plot_cone
 
     length = x.shape[-1]

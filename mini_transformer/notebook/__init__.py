@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import plots
-from .validation import check_int
+from ..validation import check_int
 
 SCALE_VARIABLE = "THINKING_AHEAD_SCALE"
 SEED_VARIABLE = "THINKING_AHEAD_SEED"
@@ -80,11 +80,12 @@ def setup(seed: int | None = None, scale: str | None = None, threads: int | None
     return Session(scale=scale, device=device, threads=threads, seed=seed)
 
 
-def show_source(obj):
-    """Display the source code of a function or class, highlighted (for reading beside pseudocode)."""
+def show_source(*objects):
+    """Display the source code of functions or classes, highlighted, one after the other (for
+    reading beside the pseudocode)."""
     from IPython.display import Code
 
-    return Code(inspect.getsource(obj), language="python")
+    return Code("\n".join(inspect.getsource(obj) for obj in objects), language="python")
 
 
 def glue(name: str, value, display: bool = True):
@@ -105,7 +106,7 @@ def seed_spread(chapter: str) -> dict[str, dict[int, float]]:
     """The numbers chapter ``chapter`` (e.g. ``"05_myopic_training"``) glued when it ran with other
     seeds, by glue name: ``{name: {seed: value}}`` (numbers only). Written by
     ``scripts/seed_spread.py`` into the package's results, so Colab has them too."""
-    from .experiments import RESULTS
+    from ..experiments import RESULTS
 
     path = RESULTS / "seed_spread.json"
     runs = json.loads(path.read_text()).get(chapter) if path.exists() else None

@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import TransformerConfig
-from .models import DTransformer
-from .tasks.shakespeare import CharCorpus, random_windows
-from .training import TrainingHistory, d_training, d_training_loss
-from .validation import check_choice
+from ..config import TransformerConfig
+from ..models import DTransformer
+from ..tasks.shakespeare import CharCorpus, random_windows
+from ..training import TrainingHistory, d_training, window_losses
+from ..validation import check_choice
 
 
 @dataclass(frozen=True)
@@ -36,9 +36,7 @@ def char_lm_recipe(scale: str, vocab_size: int) -> CharLMRecipe:
 
 def validation_loss(model, windows: torch.Tensor, chunk: int = 256) -> float:
     """Mean next-token loss over ``windows (n, ℓ)``, in nats per token."""
-    with torch.no_grad():
-        losses = [d_training_loss(model, w).item() * len(w) for w in windows.split(chunk)]
-    return sum(losses) / len(windows)
+    return window_losses(model, windows, chunk).mean().item()
 
 
 def train_char_lm(recipe: CharLMRecipe, corpus: CharCorpus, *, seed: int = 0, device=None, **kwargs):

@@ -23,7 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 
-from .validation import check_int
+from ..models import device_of, state_layer
+from ..validation import check_int
 
 
 @dataclass(frozen=True)
@@ -46,8 +47,8 @@ class StateGraph:
 
     @staticmethod
     def is_attention(i: int) -> bool:
-        """State i is the output of an attention update (odd i) rather than an MLP one."""
-        return i % 2 == 1
+        """State i is the output of an attention update rather than an MLP one (or X_0)."""
+        return state_layer(i)[1] == "attn"
 
     def _check_node(self, i: int, t: int) -> None:
         if not 0 <= i < self.n_states:
@@ -129,21 +130,29 @@ def measured_cone(model, x, i: int, t: int):
     import torch
     from torch.func import vjp, vmap
 
-    from .validation import check_tokens
+    from ..hooks import hooked, perturbed, zero_deltas
+    from ..models import state_names
+    from ..validation import check_tokens
 
     config = model.config
     x = check_tokens(x, name="x", vocab_size=config.vocab_size, max_len=config.max_len)
     StateGraph(config.n_layers, x.shape[1])._check_node(i, t)
-    x = x.to(next(model.parameters()).device)
-    zeros = model.zero_perturbations(*x.shape)
+    x = x.to(device_of(model))
+    names = state_names(config.n_layers)
+    zeros = zero_deltas(model, *x.shape)
+    recorded = {}
 
-    def state(perturbations):
-        _, trace = model(x, return_trace=True, perturbations=perturbations)
-        return trace.states[i][:, t]  # (batch, d)
+    def state(deltas):
+        def keep(X):
+            recorded["state"] = X
+
+        with perturbed(model, deltas), hooked(model, {names[i]: keep}):
+            model(x)
+        return recorded.pop("state")[:, t]  # (batch, d)
 
     with torch.enable_grad():
         value, pullback = vjp(state, zeros)
         d = value.shape[-1]
         basis = torch.eye(d, dtype=value.dtype, device=value.device)[:, None, :].expand(d, *value.shape)
         (rows,) = vmap(pullback)(basis)  # per state: (d_out, batch, ℓ, d_in)
-    return torch.stack([r.pow(2).sum(dim=(0, 3)).sqrt().mean(0) for r in rows]).detach()
+    return torch.stack([rows[name].pow(2).sum(dim=(0, 3)).sqrt().mean(0) for name in names]).detach()

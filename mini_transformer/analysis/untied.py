@@ -13,7 +13,7 @@ import math
 
 import torch
 
-from .algorithms import ACTIVATION_FUNCTIONS, layer_norm
+from ..algorithms import ACTIVATION_FUNCTIONS, layer_norm
 
 
 def untied_position_losses(model, x, copies):
