@@ -18,8 +18,10 @@ input_dim      (not in paper)  continuous inputs: W_e becomes a linear map ℝ^i
 output_dim     (not in paper)  real-valued outputs: W_u maps to output_dim values, not N_V logits
 kernels        (not in paper)  ``"faithful"``: the algorithms line by line; ``"fused"``: the same
                                functions through PyTorch's fused kernels (faster, no patterns)
-mask_kind      Mask            DTransformer's mask: ``"causal"`` (Algorithm 10's [[t' ≤ t]]) or
-                               ``"self"`` (each position attends only to itself: a control)
+mask_kind      Mask            DTransformer's mask: ``"causal"`` (Algorithm 10's [[t' ≤ t]]),
+                               ``"self"`` (each position attends only to itself: a control) or
+                               ``"bidirectional"`` (a broken decoder whose positions read the
+                               future: for the exercise that shows why the mask is there)
 zero_past      (not in paper)  DTransformer only: past keys and values read as zero, the
                                "transformer bigram" of Wu, Morris & Levine (2024)
 =============  ==============  ============================================================
@@ -38,7 +40,7 @@ from dataclasses import asdict, dataclass, fields
 from .validation import check_int
 
 ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
-MASK_KINDS = ("causal", "self")
+MASK_KINDS = ("causal", "self", "bidirectional")
 POSITIONAL = ("learned", "sinusoidal")
 KERNELS = ("faithful", "fused")
 

@@ -70,7 +70,7 @@ def table(results: dict) -> str:
     seeds = sorted({int(s) for runs in results.values() for s in runs})
     lines = []
     for chapter, runs in sorted(results.items()):
-        lines += [f"### {chapter}", "",
+        lines += [f"## {chapter}", "",
                   "| run | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                   "|---|" + "---|" * len(seeds),
                   "| claims hold | " + " | ".join(

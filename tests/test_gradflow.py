@@ -62,3 +62,27 @@ def test_by_distance_averages_each_diagonal(model64):
 def test_gradient_flow_rejects_single_token_sequences(model64):
     with pytest.raises(ValueError, match="at least 2 tokens"):
         gradient_flow(model64, torch.zeros(2, 1, dtype=torch.long))
+
+
+def test_summed_future_gradient_is_the_vector_sum_of_later_losses(model64):
+    """F_i[s] = Σ_{t>s} ∂ℓ_t/∂X_i[s] computed directly (one backward pass of the later losses' sum)
+    gives the stored norm and cosine; the batched and naive flows agree on them too."""
+    x = torch.randint(0, 11, (2, 9))
+    flow, naive = gradient_flow(model64, x), gradient_flow_naive(model64, x)
+    for name in ("own_norm", "future_norm", "cosine"):
+        torch.testing.assert_close(getattr(flow, name), getattr(naive, name), atol=1e-12, rtol=1e-10)
+    losses, trace = position_losses(model64, x)
+    s, state = 3, 2
+    later = losses[:, s + 1:].sum()
+    future = torch.autograd.grad(later, trace.states[state], retain_graph=True)[0][:, s]  # (batch, d)
+    own = torch.autograd.grad(losses[:, s].sum(), trace.states[state])[0][:, s]
+    assert flow.future_norm[state, s].item() == pytest.approx(future.norm(dim=-1).mean().item(), rel=1e-10)
+    assert flow.own_norm[state, s].item() == pytest.approx(own.norm(dim=-1).mean().item(), rel=1e-10)
+    cos = torch.nn.functional.cosine_similarity(future, own, dim=-1).mean()
+    assert flow.cosine[state, s].item() == pytest.approx(cos.item(), rel=1e-9)
+
+
+def test_summing_norms_never_gives_less_than_norming_the_sum(model64):
+    flow = gradient_flow(model64, torch.randint(0, 11, (2, 12)))
+    assert torch.all(flow.future_share() >= flow.summed_future_share() - 1e-12)  # triangle inequality
+    assert flow.summed_future_share()[-1] == 0 and flow.mean_cosine()[-1] == 0  # nothing above the last attention

@@ -174,3 +174,12 @@ def test_hooked_patch_changes_the_output():
         patched = model(x)
     expected = model.unembedding(model.final_ln(torch.zeros(2, 6, cfg.d_model)))
     torch.testing.assert_close(patched, expected)
+
+
+def test_a_bidirectional_decoder_reads_the_future():
+    cfg = small_config(mask_kind="bidirectional")
+    model = mt.DTransformer(cfg)
+    x = torch.randint(0, cfg.vocab_size, (1, 6))
+    changed = x.clone()
+    changed[0, -1] = (changed[0, -1] + 1) % cfg.vocab_size
+    assert not torch.allclose(model(x)[0, 0], model(changed)[0, 0])  # position 0 sees the last token

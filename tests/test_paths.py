@@ -81,3 +81,18 @@ def test_explorers_build_without_a_browser():
     x = torch.randint(0, 11, (1, 6))
     assert cone_explorer(model, x, ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp"]) is not None
     assert gradient_flow_explorer({"m": gradient_flow(model, x)}) is not None
+
+
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_paths_by_blocks_is_veits_binomial_for_one_position_and_ends_with_the_trajectories(n_layers):
+    from math import comb
+
+    assert StateGraph(n_layers, 1).paths_by_blocks() == [comb(2 * n_layers, j) for j in range(2 * n_layers + 1)]
+    for length in (2, 5, 9):
+        graph = StateGraph(n_layers, length)
+        counts = graph.paths_by_blocks()
+        assert len(counts) == 2 * n_layers + 1  # never more than 2L blocks, whatever the length
+        assert counts[0] == length  # the all-identity path of each position
+        assert counts[-1] == graph.total_paths()  # through every block: the position trajectories
+    with pytest.raises(ValueError, match="written"):
+        StateGraph(n_layers, 3, written=True).paths_by_blocks()

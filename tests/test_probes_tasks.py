@@ -49,3 +49,30 @@ def test_regression_model_takes_real_inputs_and_gives_scalar_outputs():
         model(torch.zeros(1, 4, 3))
     with pytest.raises(ValueError, match="p must lie"):
         PrecachingTask(p=2.0)
+
+
+def test_witten_bell_ngrams_match_a_direct_count_and_improve_with_order():
+    from mini_transformer.analysis.baselines import ngram_log_loss, witten_bell_log_loss
+
+    g = torch.Generator().manual_seed(0)
+    # a Markov chain of order 2 over 5 symbols: higher orders must help up to 3, not beyond much
+    table = torch.rand(5, 5, 5, generator=g) ** 4
+    table = table / table.sum(-1, keepdim=True)
+    seq = [0, 1]
+    for _ in range(20000):
+        seq.append(int(torch.multinomial(table[seq[-2], seq[-1]], 1, generator=g)))
+    seq = torch.tensor(seq)
+    train, val = seq[:15000], seq[15000:]
+    losses = [witten_bell_log_loss(train, val, 5, n) for n in (1, 2, 3, 4)]
+    assert losses[0] > losses[1] > losses[2] and abs(losses[3] - losses[2]) < 0.05
+    assert abs(witten_bell_log_loss(train, val, 5, 1) - ngram_log_loss(train, val, 5, 1)) < 1e-12
+    # by hand for one target: p_2(w | h) = (c(hw) + N(h) p_1(w)) / (c(h) + N(h))
+    h, w = int(val[0]), int(val[1])
+    c_hw = sum(1 for a, b in zip(train[:-1].tolist(), train[1:].tolist()) if (a, b) == (h, w))
+    c_h = sum(1 for a in train[:-1].tolist() if a == h)
+    n_h = len({b for a, b in zip(train[:-1].tolist(), train[1:].tolist()) if a == h})
+    p1 = (torch.bincount(train, minlength=5).double() + 1)[w] / (len(train) + 5)
+    expected = -torch.log((c_hw + n_h * p1) / (c_h + n_h)).item()
+    assert witten_bell_log_loss(train, val[:2], 5, 2) == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="order"):
+        witten_bell_log_loss(train, val, 5, 0)

@@ -52,7 +52,7 @@ def test_unknown_mask_kind_raises():
     with pytest.raises(ValueError, match="mask kind"):
         mt.attention_mask("sideways", 3)
     with pytest.raises(ValueError, match="mask_kind"):
-        mt.DTransformer(small_config(mask_kind="bidirectional"))
+        mt.DTransformer(small_config(mask_kind="anticausal"))
     with pytest.raises(ValueError, match="causal mask needs"):
         mt.attention_mask("causal", 3, 4)
 

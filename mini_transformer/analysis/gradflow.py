@@ -30,27 +30,50 @@ from ..validation import check_tokens
 
 @dataclass
 class GradientFlow:
-    """``G`` ``(2L+1, n, n)``: G[i, s, t] = mean over the batch of ‖∂ℓ_t/∂X_i[s]‖, n = ℓ − 1.
-    ``names`` labels the states (``"X0"``, ``"L1.attn"``, …) as in the residual trace."""
+    """What the losses send into every state of the stream, for one batch, n = ℓ − 1 positions.
+
+    ``G (2L+1, n, n)``: G[i, s, t] = mean over the batch of ‖∂ℓ_t/∂X_i[s]‖, each loss's pull alone.
+    ``own_norm (2L+1, n)``: mean ‖O_i[s]‖, with O_i[s] = ∂ℓ_s/∂X_i[s], the gradient of the own loss.
+    ``future_norm (2L+1, n)``: mean ‖F_i[s]‖, with F_i[s] = Σ_{t>s} ∂ℓ_t/∂X_i[s], the *summed* gradient
+    of all later losses, the vector training actually adds to the own one.
+    ``cosine (2L+1, n)``: mean cos(F_i[s], O_i[s]) (0 where F_i[s] = 0).
+    ``names`` labels the states (``"X0"``, ``"L1.attn"``, …) as in the residual trace.
+    """
 
     G: torch.Tensor
     names: list[str]
+    own_norm: torch.Tensor
+    future_norm: torch.Tensor
+    cosine: torch.Tensor
 
     @property
     def n_positions(self) -> int:
         return self.G.shape[-1]
+
+    def summed_future_share(self) -> torch.Tensor:
+        """Per state: Σ_s ‖F_i[s]‖ / (Σ_s ‖F_i[s]‖ + Σ_s ‖O_i[s]‖), the share of the gradient vectors'
+        size that later losses contribute once their gradients are added up (the headline)."""
+        future, own = self.future_norm.sum(-1), self.own_norm.sum(-1)
+        return future / (future + own)
+
+    def mean_cosine(self) -> torch.Tensor:
+        """Per state: the mean over positions of cos(F_i[s], O_i[s]): does the future pull the same
+        way as the own loss (1), across it (0), or against it (−1)?"""
+        return self.cosine.mean(-1)
 
     def own(self) -> torch.Tensor:
         """Per state: Σ_s G[i, s, s], the gradient norm each position gets from its own loss."""
         return self.G.diagonal(dim1=-2, dim2=-1).sum(-1)
 
     def future(self) -> torch.Tensor:
-        """Per state: Σ_s Σ_{t>s} G[i, s, t], the gradient norm that comes from later losses."""
+        """Per state: Σ_s Σ_{t>s} G[i, s, t], the later losses' gradient norms, summed one by one."""
         return self.G.triu(diagonal=1).sum((-2, -1))
 
     def future_share(self) -> torch.Tensor:
-        """Per state: future / (own + future), the share of the gradient norm (summed over (s, t)
-        pairs) that reaches a state from losses at later positions."""
+        """Per state: future / (own + future) with norms summed loss by loss (the second reading).
+        Many small, partly cancelling vectors add up to a large sum of norms, so this share is
+        always at least :meth:`summed_future_share`; it measures how much pull there is, not
+        the gradient that training applies."""
         future = self.future()
         return future / (future + self.own())
 
@@ -74,10 +97,22 @@ def _check_batch(model, x: torch.Tensor) -> torch.Tensor:
     return x.to(device_of(model))
 
 
-def _norms(grads, n: int) -> torch.Tensor:
-    """Stack per-state gradients ``(n_t, batch, ℓ, d)`` into G ``(states, s, t)``."""
-    G = torch.stack([g[..., :n, :].norm(dim=-1).mean(dim=1) for g in grads])  # (states, t, s)
-    return G.transpose(-1, -2)
+def _flow(grads, n: int, names: list[str]) -> GradientFlow:
+    """Reduce per-loss state gradients, one ``(n_t, batch, ℓ, d)`` tensor per state, to a GradientFlow."""
+    G, own_norm, future_norm, cosine = [], [], [], []
+    for g in grads:
+        g = g[..., :n, :].detach()  # (t, batch, s, d): the last position feeds no loss
+        G.append(g.norm(dim=-1).mean(dim=1).transpose(-1, -2))  # (s, t)
+        own = g.diagonal(dim1=0, dim2=2).permute(0, 2, 1)  # (batch, s, d): ∂ℓ_s/∂X[s]
+        future = g.sum(0) - own  # Σ_{t>s}: the terms with t < s are exactly zero (causal mask)
+        own_n, future_n = own.norm(dim=-1), future.norm(dim=-1)
+        dot = (own * future).sum(-1)
+        cos = torch.where(future_n > 0, dot / (own_n * future_n).clamp_min(1e-30), torch.zeros_like(dot))
+        own_norm.append(own_n.mean(0))
+        future_norm.append(future_n.mean(0))
+        cosine.append(cos.mean(0))
+    return GradientFlow(G=torch.stack(G), names=names, own_norm=torch.stack(own_norm),
+                        future_norm=torch.stack(future_norm), cosine=torch.stack(cosine))
 
 
 def gradient_flow(model, x: torch.Tensor) -> GradientFlow:
@@ -103,7 +138,7 @@ def gradient_flow(model, x: torch.Tensor) -> GradientFlow:
         identity = torch.eye(n, dtype=losses.dtype, device=losses.device)
         (grads,) = vmap(pullback)(identity)  # grads[name]: (n_t, batch, ℓ, d)
     names = state_names(model.config.n_layers)
-    return GradientFlow(G=_norms([grads[name] for name in names], n).detach(), names=names)
+    return _flow([grads[name] for name in names], n, names)
 
 
 def gradient_flow_naive(model, x: torch.Tensor) -> GradientFlow:
@@ -115,4 +150,4 @@ def gradient_flow_naive(model, x: torch.Tensor) -> GradientFlow:
         n = per_position.shape[0]
         rows = [torch.autograd.grad(per_position[t], stream.states, retain_graph=True) for t in range(n)]
     grads = [torch.stack([row[i] for row in rows]) for i in range(len(stream.states))]
-    return GradientFlow(G=_norms(grads, n).detach(), names=stream.names)
+    return _flow(grads, n, stream.names)

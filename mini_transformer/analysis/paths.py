@@ -9,8 +9,14 @@ Algorithm 10:
 * an MLP update (i even) is position-wise: only (i−1, t) → (i, t).
 
 Every edge goes up exactly one state, so **every** path from an input (0, s) to an output
-(2L, t) has 2L edges, whatever ℓ: depth, not context length, bounds a chain of computation. What
-grows with ℓ is the number of paths.
+(2L, t) has 2L edges, whatever ℓ. That is true by construction: an edge here merges the residual
+identity and the sublayer of one update, and the paths it counts are *position trajectories*. The
+reading that matters for computation separates them (Veit et al. 2016: a residual network is an
+ensemble of paths of different lengths): at each update a path either skips the sublayer through
+the identity (same position, no computation) or goes through it, an attention block (from any
+s ≤ t) or an MLP block (same position). :meth:`StateGraph.paths_by_blocks` counts the paths by the
+number of nonlinear blocks they cross, 0 … 2L: depth, not context length, bounds that number. What
+grows with ℓ is how many paths there are.
 
 With ``written=True`` the model writes its own tokens (Algorithm 14): the token sampled from the
 output at position t − 1 is embedded again as the input at t, which adds the edge
@@ -116,6 +122,26 @@ class StateGraph:
             parents = self.parents(*node)
             longest[node] = 1 + max(longest[p] for p in parents) if parents else 0
         return max(longest[(self.n_states - 1, t)] for t in range(self.length))
+
+    def paths_by_blocks(self) -> list[int]:
+        """``counts[j]``: the number of computation paths from any input (0, s) to any output (2L, t)
+        that go through exactly j nonlinear blocks (sublayers), j = 0 … 2L; the other 2L − j
+        updates are crossed through the residual identity. Attention blocks may move to any earlier
+        position; identities and MLP blocks stay. (Without written tokens only.)"""
+        if self.written:
+            raise ValueError("paths_by_blocks counts the paths of one forward pass: use written=False")
+        blocks = self.n_states - 1
+        # ways[(i, t)][j]: paths from any input to (i, t) through j blocks
+        ways = {(0, t): [1] + [0] * blocks for t in range(self.length)}
+        for i in range(1, self.n_states):
+            for t in range(self.length):
+                counts = list(ways[(i - 1, t)])  # the residual identity: no block, same position
+                sources = range(t + 1) if self.is_attention(i) else [t]
+                for s in sources:  # through the block
+                    for j in range(blocks):
+                        counts[j + 1] += ways[(i - 1, s)][j]
+                ways[(i, t)] = counts
+        return [sum(ways[(blocks, t)][j] for t in range(self.length)) for j in range(blocks + 1)]
 
     def longest_rightward_reach(self) -> int:
         """The largest t − s over pairs with a path (0, s) → (2L, t): with causal attention every
