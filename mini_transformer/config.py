@@ -28,7 +28,7 @@ zero_past      (not in paper)  DTransformer only: past keys and values read as z
 
 Every option that changes the forward pass is a field here, so :func:`~mini_transformer.serialization.save_model` stores it and
 :func:`~mini_transformer.serialization.load_model` rebuilds the same function. Myopic training's β changes only gradients and is a
-context manager (:func:`mini_transformer.myopia.myopic`). A model rejects a field it does not use
+context manager (:func:`mini_transformer.analysis.myopia.myopic`). A model rejects a field it does not use
 (for example ``output_dim`` in an ETransformer) instead of ignoring it silently.
 """
 

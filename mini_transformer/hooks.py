@@ -6,7 +6,7 @@ update (``"L1.mlp"``, …) — and one on each layer's attention pattern (``"L1.
 With nothing attached it returns its input and costs nothing. Everything that reads or changes the
 stream goes through them:
 
-* :func:`trace` runs the model and returns every state and pattern (a :class:`ResidualTrace`);
+* :func:`~mini_transformer.models.trace` runs the model and returns every state and pattern (a :class:`ResidualTrace`);
 * :func:`hooked` attaches functions by name: each sees the tensor and may return a replacement
   (to patch, ablate, add a perturbation, or just look);
 * :func:`perturbed` adds given tensors to the states, which makes the states *inputs* of a function

@@ -210,7 +210,7 @@ def plot_cone(J, graph, i: int, t: int, ax=None, names=None, colorbar: bool = Tr
 
 
 def plot_path_scaling(lengths, depths, graph_cls, axes=None):
-    """Two panels from :class:`~mini_transformer.paths.StateGraph`: the longest input-to-output
+    """Two panels from :class:`~mini_transformer.analysis.paths.StateGraph`: the longest input-to-output
     path against the context length ℓ (flat without written tokens, growing with them), and the
     number of paths (log scale). Returns the axes."""
     axes = axes if axes is not None else plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)[1]

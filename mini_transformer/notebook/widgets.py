@@ -29,7 +29,7 @@ def _explorer(controls: list, plot, figsize=(9, 3.8)):
 
 
 def gradient_flow_explorer(flows: dict, window: int = 16):
-    """Pick a model (``flows`` maps a label to a :class:`~mini_transformer.gradflow.GradientFlow`)
+    """Pick a model (``flows`` maps a label to a :class:`~mini_transformer.analysis.gradflow.GradientFlow`)
     and a loss position t; see how ‖∂ℓ_t/∂X_i[s]‖ spreads over the positions × states grid."""
     import ipywidgets as widgets
 
