@@ -1,0 +1,83 @@
+"""Continuous thoughts (Hao et al. 2024, "Coconut", arXiv 2412.06769): the last hidden state is fed
+back as the next input, so a model can think for more rounds than its depth without writing a token.
+
+A *thought position* p holds no token. Its input is the last hidden state of the position before it,
+h = layer_norm(X_{2L}[p − 1]) (the vector Algorithm 10's line 10 hands to the unembedding), plus the
+positional embedding W_p[:, p] as for any input. The rest of Algorithm 10 is unchanged: the thought
+position attends to the past, and later positions attend to it.
+
+Because the input at p is computed from the output at p − 1, thoughts cannot be teacher-forced in
+one pass: with c thought positions, :func:`think` runs c + 1 forward passes, each one filling the next
+thought, which is why training time grows with c. Causality makes the final pass consistent: the
+states before a thought never depend on it, so every thought equals the hidden state that the final
+pass computes before it (a test checks this).
+
+Unlike a written token, the fed-back vector is differentiable: a loss after the thoughts sends
+gradient back through every one of them (``detach=False``, Coconut's choice); ``detach=True`` cuts
+that edge, as sampling a token does.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..hooks import hooked
+from ..models import DTransformer
+from ..validation import check_tokens
+
+
+def thought_mask(x: torch.Tensor, thought_token: int) -> torch.Tensor:
+    """``(batch, ℓ)`` booleans: the positions of ``x`` that hold ``thought_token`` (placeholders)."""
+    return x == thought_token
+
+
+def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: bool = False):
+    """Run ``model`` on token ids ``x (batch, ℓ)`` in which the positions marked by ``thoughts``
+    (booleans of the same shape) are continuous thoughts; returns ``(logits, fed_back)``.
+
+    Every row must have its thoughts at the same positions (a batch shares one format), and no thought
+    may sit at position 0 (it needs a position before it). The token id at a thought position is a
+    placeholder: only its positional embedding is used. ``fed_back`` is ``(batch, c, d_e)``: the vector
+    each of the c thoughts received, in order. ``detach=True`` feeds back ``sg(h)``: the values are
+    the same, but no gradient crosses from a thought to the position before it.
+    """
+    if not isinstance(model, DTransformer):
+        raise TypeError(f"model must be a DTransformer, got {type(model).__name__}")
+    x = check_tokens(x, name="x", vocab_size=model.config.vocab_size, max_len=model.config.max_len)
+    if not isinstance(thoughts, torch.Tensor) or thoughts.dtype != torch.bool or thoughts.shape != x.shape:
+        raise ValueError(f"thoughts must be a bool tensor of x's shape {tuple(x.shape)}, got "
+                         f"{getattr(thoughts, 'dtype', type(thoughts).__name__)} {tuple(getattr(thoughts, 'shape', ()))}")
+    if not (thoughts == thoughts[:1]).all():
+        raise ValueError("thoughts must mark the same positions in every row of the batch")
+    positions = thoughts[0].nonzero().flatten().tolist()
+    if positions and positions[0] == 0:
+        raise ValueError("a thought cannot sit at position 0: it is fed by the position before it")
+
+    fed_back: list[torch.Tensor] = []  # the thoughts found so far, in order
+    last_hidden: dict[str, torch.Tensor] = {}
+
+    def feed(X0: torch.Tensor) -> torch.Tensor:
+        # X_0 at a thought position: the fed-back vector + W_p[:, p] (the token embedding is dropped)
+        if not fed_back:
+            return X0
+        position_embedding = model.embedding.position(X0.shape[1])
+        X0 = X0.clone()
+        for p, h in zip(positions, fed_back):
+            X0[:, p] = h + position_embedding[p]
+        return X0
+
+    def keep_top(X: torch.Tensor) -> None:
+        last_hidden["X"] = X
+
+    top = model.hook_points()[f"L{model.config.n_layers}.mlp"]
+    for _ in range(len(positions) + 1):  # pass j fills thought j (0-based); the last pass reads them all
+        with hooked(model, {"X0": feed, top.name: keep_top}):
+            logits = model(x)
+        if len(fed_back) == len(positions):
+            break
+        p = positions[len(fed_back)]
+        h = model.final_ln(last_hidden["X"][:, p - 1])  # line 10's layer_norm of the state before p
+        fed_back.append(h.detach() if detach else h)
+    stacked = torch.stack(fed_back, 1) if fed_back else x.new_zeros((x.shape[0], 0, model.config.d_model),
+                                                                    dtype=logits.dtype)
+    return logits, stacked
