@@ -1,8 +1,11 @@
-"""Accuracy on the S3 word problem against depth L and number of serial steps k (chapter 4).
+"""Accuracy of *trained* models on the S3 word problem against depth L and the number k of elements
+composed (chapter 4).
 
 One model per depth L is trained with a label at every position, so a single model is scored at
-every k = 1 … n: k is the number of elements composed, s_k = g_k ∘ … ∘ g_1. The written-steps model
-(one layer) writes each running product as a token and reads it back.
+every k = 1 … n: s_k = g_k ∘ … ∘ g_1. The written-steps model (one layer) writes each running
+product as a token and reads it back; :func:`train_filler` trains the filler-token control. What
+the grid measures is what this training budget found, not what depth allows: S3 is solvable, and a
+two-layer model solves it exactly at every length (:func:`mini_transformer.analysis.compiled.compile_s3_shortcut`).
 
     python -m mini_transformer.experiments.depth_grid --scale small   # the committed file, CPU
     python -m mini_transformer.experiments.depth_grid --scale full    # a GPU run
@@ -72,6 +75,16 @@ def train_written(n_layers: int, config: DepthGridConfig, seed: int = 0, device=
     batches = s3.written_batches(config.batch_size, config.length, seed=seed)
     return _fit(model, s3.written_loss, batches, config.written_steps, config, seed, device, progress,
                 f"written L={n_layers}")
+
+
+def train_filler(n_layers: int, config: DepthGridConfig, seed: int = 0, device=None, progress: bool = True):
+    """A DTransformer of depth ``n_layers`` trained on the filler format g_1 . g_2 . … to output s_t at
+    the "." after g_t, silently, for ``config.steps`` steps (as many positions as the written format)."""
+    torch.manual_seed(seed)
+    model = DTransformer(TransformerConfig(vocab_size=s3.FILLER_VOCAB, max_len=2 * config.length,
+                                           d_model=config.d_model, n_layers=n_layers, n_heads=config.n_heads))
+    batches = s3.filler_batches(config.batch_size, config.length, seed=seed)
+    return _fit(model, s3.filler_loss, batches, config.steps, config, seed, device, progress, f"filler L={n_layers}")
 
 
 def held_out(config: DepthGridConfig, seed: int = 12345):

@@ -1,4 +1,4 @@
-"""Composing permutations: the S3 word problem, a task whose answer needs serial steps.
+"""Composing permutations: the word problem of a finite group (S3 here, A5 for the compiled scan).
 
 The group S3 has 6 elements, the permutations of three objects. A sequence g_1 … g_n of random
 elements defines the running products
@@ -6,12 +6,20 @@ elements defines the running products
     s_t = g_t ∘ g_{t−1} ∘ … ∘ g_1        (s_t = g_t ∘ s_{t−1}),
 
 and the label at position t is s_t: the answer at t depends on *every* earlier element and on
-their order (S3 is not commutative), so it is t − 1 dependent compositions deep. Chance is 1/6.
+their order (S3 is not commutative). Chance is 1/6. Written left to right the natural algorithm is
+t − 1 dependent compositions, but composition is associative, so a parallel prefix (a scan) needs
+only ⌈log₂ t⌉ rounds; and S3 is a solvable group, so a constant number of rounds suffices at every
+length (Liu et al., ICLR 2023). The word problem of A5 (the 60 even permutations of five objects,
+the smallest non-solvable group) is NC¹-complete: no fixed depth is believed to solve it at every
+length (Merrill, Petty & Sabharwal, ICML 2024). :data:`A5_COMPOSE` is its table.
 
 Two formats of the same problem:
 
 * **silent**: the model reads g_1 … g_n and must output s_t at position t, with no written work
   (tokens 0–5 are the elements; the label is a separate target, not a next token);
+* **filler**: the sequence interleaves the elements with a fixed filler token ".",
+  g_1 . g_2 . …, and the model must output s_t at the "." after g_t: the positions of the written
+  format without its content (Pfau, Merrill & Bowman, COLM 2024, for why that adds width, not depth);
 * **written**: the sequence interleaves the elements with the running products,
   g_1 s_1 g_2 s_2 …, with s_t written as token 6 + s_t. Trained by next-token prediction on the
   s tokens; at test time the model writes each s_t itself (Algorithm 14, greedy) and reads it back,
@@ -36,41 +44,57 @@ ORDER = len(ELEMENTS)  # 6
 WRITTEN_VOCAB = 2 * ORDER
 
 
-def _composition_table() -> torch.Tensor:
-    """table[a, b] = index of a ∘ b (apply b first, then a)."""
-    index = {p: i for i, p in enumerate(ELEMENTS)}
-    table = torch.empty(ORDER, ORDER, dtype=torch.long)
-    for a, pa in enumerate(ELEMENTS):
-        for b, pb in enumerate(ELEMENTS):
-            table[a, b] = index[tuple(pa[pb[i]] for i in range(3))]
+def composition_table(elements) -> torch.Tensor:
+    """``table[a, b]`` = index of a ∘ b (apply b first, then a) for a list of permutations, each as
+    its images (π(0), …, π(n−1)); the list must be closed under composition (a group)."""
+    elements = [tuple(p) for p in elements]
+    index = {p: i for i, p in enumerate(elements)}
+    table = torch.empty(len(elements), len(elements), dtype=torch.long)
+    for a, pa in enumerate(elements):
+        for b, pb in enumerate(elements):
+            product = tuple(pa[pb[i]] for i in range(len(pb)))
+            if product not in index:
+                raise ValueError(f"elements must be closed under composition: {pa} ∘ {pb} = {product} is missing")
+            table[a, b] = index[product]
     return table
 
 
-COMPOSE = _composition_table()
+def _is_even(p) -> bool:
+    return sum(p[i] > p[j] for i in range(len(p)) for j in range(i + 1, len(p))) % 2 == 0
+
+
+COMPOSE = composition_table(ELEMENTS)
+
+#: A5, the 60 even permutations of five objects (index 0 is the identity), and its table.
+A5_ELEMENTS = tuple(p for p in itertools.permutations(range(5)) if _is_even(p))
+A5_COMPOSE = composition_table(A5_ELEMENTS)
 
 #: The sign of each element (+1 even, −1 odd): a homomorphism S3 → {±1}, so the sign of a product
 #: is the product of the signs, whatever their order.
-SIGN = torch.tensor([1 if sum(p[i] > p[j] for i in range(3) for j in range(i + 1, 3)) % 2 == 0 else -1
-                     for p in ELEMENTS])
+SIGN = torch.tensor([1 if _is_even(p) else -1 for p in ELEMENTS])
 
 
-def running_products(g: torch.Tensor) -> torch.Tensor:
-    """``s (batch, n)`` with s_t = g_t ∘ s_{t−1}, s_1 = g_1, for element ids ``g (batch, n)``."""
-    g = check_tokens(g, name="g", vocab_size=ORDER, max_len=10**9)
+def running_products(g: torch.Tensor, table: torch.Tensor = COMPOSE) -> torch.Tensor:
+    """``s (batch, n)`` with s_t = g_t ∘ s_{t−1}, s_1 = g_1, for element ids ``g (batch, n)`` of the
+    group whose composition table is ``table`` (default S3's)."""
+    if not isinstance(table, torch.Tensor) or table.ndim != 2 or table.shape[0] != table.shape[1]:
+        raise ValueError("table must be a square composition table (a tensor of shape (|G|, |G|))")
+    g = check_tokens(g, name="g", vocab_size=table.shape[0], max_len=10**9)
     s = torch.empty_like(g)
     s[:, 0] = g[:, 0]
     for t in range(1, g.shape[1]):
-        s[:, t] = COMPOSE[g[:, t], s[:, t - 1]]
+        s[:, t] = table[g[:, t], s[:, t - 1]]
     return s
 
 
-def sample(batch_size: int, length: int, generator: torch.Generator | None = None):
+def sample(batch_size: int, length: int, generator: torch.Generator | None = None,
+           table: torch.Tensor = COMPOSE):
     """``(g, s)``: ``batch_size`` uniform random sequences of ``length`` elements and their running
-    products, both ``(batch, length)`` long tensors."""
+    products, both ``(batch, length)`` long tensors (of S3, or of the group of ``table``)."""
     batch_size = check_positive_int(batch_size, "batch_size")
     length = check_positive_int(length, "length")
-    g = torch.randint(0, ORDER, (batch_size, length), generator=generator)
-    return g, running_products(g)
+    g = torch.randint(0, table.shape[0], (batch_size, length), generator=generator)
+    return g, running_products(g, table)
 
 
 def silent_batches(batch_size: int, length: int, seed: int = 0):
@@ -102,6 +126,40 @@ def silent_sign_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tenso
     model.eval()
     predicted = model(g.to(device_of(model)))[..., :ORDER].argmax(-1).cpu()
     return (SIGN[predicted] == SIGN[s]).float().mean(0)
+
+
+#: The filler token "." of the filler format (vocabulary: the 6 elements, then ".").
+FILLER = ORDER
+FILLER_VOCAB = ORDER + 1
+
+
+def with_fillers(g: torch.Tensor) -> torch.Tensor:
+    """The filler format: ``(batch, 2n)`` tokens g_1, ".", g_2, ".", … (the written format's
+    positions, with a fixed token where it writes s_t)."""
+    g = check_tokens(g, name="g", vocab_size=ORDER, max_len=10**9)
+    return torch.stack([g, torch.full_like(g, FILLER)], dim=-1).flatten(1)
+
+
+def filler_batches(batch_size: int, length: int, seed: int = 0):
+    """Yield ``(x, s)`` filler-format batches forever: ``x (batch, 2·length)``, ``s (batch, length)``."""
+    generator = torch.Generator().manual_seed(seed)
+    while True:
+        g, s = sample(batch_size, length, generator)
+        yield with_fillers(g), s
+
+
+def filler_loss(model, x: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the model's output at each "." position (the one after g_t) against s_t."""
+    logits = model(x)[:, 1::2, :ORDER]
+    return F.cross_entropy(logits.reshape(-1, ORDER), s.reshape(-1))
+
+
+@torch.no_grad()
+def filler_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``(length,)``: the share of sequences whose s_t the model outputs right at the "." after g_t."""
+    model.eval()
+    logits = model(with_fillers(g).to(device_of(model)))[:, 1::2, :ORDER]
+    return (logits.argmax(-1).cpu() == s).float().mean(0)
 
 
 def interleave(g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
