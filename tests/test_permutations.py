@@ -73,3 +73,42 @@ def test_bad_input():
         P.running_products(torch.tensor([[6]]))
     with pytest.raises(ValueError, match="length"):
         P.sample(2, 0)
+
+
+def test_composition_table_of_a5_and_running_products_with_a_table():
+    assert P.A5_COMPOSE.shape == (60, 60)
+    assert all(sum(p[i] > p[j] for i in range(5) for j in range(i + 1, 5)) % 2 == 0 for p in P.A5_ELEMENTS)
+    g = torch.tensor([[5, 17, 42, 3]])
+    s = P.running_products(g, P.A5_COMPOSE)
+    expected = [5]
+    for x in g[0, 1:].tolist():
+        expected.append(int(P.A5_COMPOSE[x, expected[-1]]))
+    assert s[0].tolist() == expected
+    with pytest.raises(ValueError, match="table"):
+        P.running_products(g, torch.zeros(60, 59, dtype=torch.long))
+    with pytest.raises(ValueError, match="g"):
+        P.running_products(torch.tensor([[60]]), P.A5_COMPOSE)
+
+
+def test_filler_format_has_the_written_positions_and_no_content():
+    g, s = P.sample(4, 5, torch.Generator().manual_seed(0))
+    x = P.with_fillers(g)
+    assert x.shape == (4, 10) and torch.equal(x[:, 0::2], g) and (x[:, 1::2] == P.FILLER).all()
+    assert P.interleave(g, s).shape == x.shape
+    x_batch, s_batch = next(P.filler_batches(3, 5, seed=1))
+    assert x_batch.shape == (3, 10) and torch.equal(P.running_products(x_batch[:, 0::2]), s_batch)
+
+
+def test_filler_loss_and_accuracy_score_the_filler_positions():
+    torch.manual_seed(0)
+    model = mt.DTransformer(mt.TransformerConfig(vocab_size=P.FILLER_VOCAB, max_len=12, d_model=16, n_layers=1,
+                                                 n_heads=2))
+    g, s = P.sample(8, 6, torch.Generator().manual_seed(2))
+    loss = P.filler_loss(model, P.with_fillers(g), s)
+    logits = model(P.with_fillers(g))[:, 1::2, :P.ORDER]
+    assert torch.allclose(loss, torch.nn.functional.cross_entropy(logits.reshape(-1, P.ORDER), s.reshape(-1)))
+    accuracy = P.filler_accuracy(model, g, s)
+    assert accuracy.shape == (6,)
+    assert torch.allclose(accuracy, (logits.argmax(-1) == s).float().mean(0))
+    with pytest.raises(ValueError, match="g"):
+        P.with_fillers(torch.tensor([[P.FILLER]]))

@@ -235,7 +235,7 @@ def plot_path_scaling(lengths, depths, graph_cls, axes=None):
 
 
 def plot_accuracy_grid(rows: dict[str, list[float]], chance: float, ax=None, solved: float = 0.99):
-    """Heatmap of accuracy, one row per model (e.g. depth), one column per number of serial steps
+    """Heatmap of accuracy, one row per model (e.g. depth), one column per number of elements composed
     k = 1 … n; cells at or above ``solved`` are marked with a dot. Returns the axes."""
     ax = ax or plt.subplots(figsize=(10, 0.6 * len(rows) + 1.6))[1]
     values = np.array(list(rows.values()))
@@ -244,7 +244,7 @@ def plot_accuracy_grid(rows: dict[str, list[float]], chance: float, ax=None, sol
     ax.scatter(xs, ys, s=12, color="white", edgecolor="black", lw=0.5, label=f"accuracy ≥ {solved:.0%}")
     ax.set_yticks(range(len(rows)), list(rows))
     ax.set_xticks(range(values.shape[1]), range(1, values.shape[1] + 1))
-    ax.set_xlabel("k: number of permutations composed (serial steps)")
+    ax.set_xlabel("k: number of permutations composed")
     ax.set_ylabel("model")
     ax.grid(False)
     plt.colorbar(image, ax=ax, label=f"accuracy (chance {chance:.2f})", pad=0.02)
@@ -253,14 +253,14 @@ def plot_accuracy_grid(rows: dict[str, list[float]], chance: float, ax=None, sol
 
 
 def plot_accuracy_by_k(curves: dict[str, list[float]], chance: float, ax=None):
-    """Accuracy against the number of serial steps k, one line per model, chance dashed."""
+    """Accuracy against the number k of elements composed, one line per model, chance dashed."""
     ax = ax or plt.subplots(figsize=(8, 4))[1]
     markers = "os^vD<>"
     for (name, values), marker in zip(curves.items(), markers):
         ax.plot(range(1, len(values) + 1), values, marker=marker, ms=5, label=name)
     ax.axhline(chance, color=COLORS["black"], ls="--", lw=1, label=f"chance ({chance:.2f})")
     ax.set_ylim(0, 1.05)
-    ax.set_xlabel("k: number of permutations composed (serial steps)")
+    ax.set_xlabel("k: number of permutations composed")
     ax.set_ylabel("accuracy on held-out sequences")
     ax.legend()
     return ax
