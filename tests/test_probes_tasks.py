@@ -76,3 +76,70 @@ def test_witten_bell_ngrams_match_a_direct_count_and_improve_with_order():
     assert witten_bell_log_loss(train, val[:2], 5, 2) == pytest.approx(expected, rel=1e-12)
     with pytest.raises(ValueError, match="order"):
         witten_bell_log_loss(train, val, 5, 0)
+
+
+def test_project_out_removes_exactly_one_direction():
+    from mini_transformer.analysis.probes import probe_r2, project_out
+
+    g = torch.Generator().manual_seed(2)
+    X = torch.randn(2, 5, 8, generator=g, dtype=torch.float64)
+    u = torch.randn(8, generator=g, dtype=torch.float64)
+    Y = project_out(X, 3 * u)  # the length of the direction does not matter
+    unit = u / u.norm()
+    assert (Y @ unit).abs().max().item() < 1e-12
+    assert torch.allclose(X - Y, (X @ unit)[..., None] * unit)  # only the part along u changed
+    assert torch.allclose(project_out(Y, u), Y)
+    # a target written along u alone is no longer readable after the projection
+    F_ = torch.randn(4000, 8, generator=g, dtype=torch.float64)
+    y = F_ @ unit
+    assert probe_r2(F_[:2000], y[:2000], F_[2000:], y[2000:]).item() > 0.999
+    G = project_out(F_, u)
+    assert abs(probe_r2(G[:2000], y[:2000], G[2000:], y[2000:]).item()) < 0.01
+    with pytest.raises(ValueError, match="direction must have shape"):
+        project_out(X, torch.ones(7))
+
+
+def test_huber_losses_by_position_and_by_kind_of_target():
+    from mini_transformer.tasks.precaching import huber_losses, loss_by_target_kind
+
+    class Constant(torch.nn.Module):  # answers 0 (the trivial predictor) or copies x_n
+        def __init__(self, copy):
+            super().__init__()
+            self.copy = copy
+
+        def forward(self, inputs):
+            return inputs[..., :1] if self.copy else torch.zeros_like(inputs[..., :1])
+
+    task = PrecachingTask(window=3, frequency=3.0, p=0.5, length=16)
+    inputs, targets = task.sample(64, torch.Generator().manual_seed(0))
+    zero, copy = Constant(False), Constant(True)
+    assert huber_losses(copy, inputs, targets).shape == (64, 16)
+    assert huber_losses(copy, inputs, targets).mean().item() == pytest.approx(huber_loss(copy, inputs, targets).item())
+    assert loss_by_target_kind(zero, inputs, targets) == pytest.approx({"past": 1.0, "copy": 1.0})
+    kinds = loss_by_target_kind(copy, inputs, targets)
+    assert kinds["copy"] == 0.0 and kinds["past"] > 0.5
+    all_past = PrecachingTask(window=3, frequency=3.0, p=1.0, length=16).sample(8)
+    assert math.isnan(loss_by_target_kind(copy, *all_past)["copy"])
+
+
+def test_the_eraser_leaves_nothing_for_a_linear_probe_and_keeps_what_is_orthogonal():
+    from mini_transformer.analysis.probes import fit_eraser
+
+    g = torch.Generator().manual_seed(5)
+    # a target spread over several coordinates (as features are in a trained residual stream),
+    # plus coordinates that do not covary with it
+    X = torch.randn(6000, 10, generator=g, dtype=torch.float64)
+    y = torch.sin(X[:, :4].sum(1)) + 0.3 * X[:, 0]
+    assert probe_r2(X[:3000], y[:3000], X[3000:], y[3000:]).item() > 0.1
+    eraser = fit_eraser(X[:3000], y[:3000])
+    E = eraser(X)
+    assert abs(probe_r2(E[:3000], y[:3000], E[3000:], y[3000:]).item()) < 0.01
+    assert eraser.direction.norm().item() == pytest.approx(1.0)
+    moved = X - E  # one direction only: every shift is parallel to ĉ
+    assert torch.allclose(moved, eraser.shift(X)[:, None] * eraser.direction)
+    with pytest.raises(ValueError, match="targets must have shape"):
+        fit_eraser(X, y[:10])
+    with pytest.raises(ValueError, match="nothing to erase"):
+        fit_eraser(X, torch.zeros(6000, dtype=torch.float64))
+    with pytest.raises(ValueError, match="direction must have shape"):
+        eraser(X, torch.ones(3, dtype=torch.float64))

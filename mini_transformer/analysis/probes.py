@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 
@@ -36,3 +38,61 @@ def probe_accuracy(train_features, train_labels, test_features, test_labels, n_c
     F_ = torch.cat([test_features.double(), torch.ones(len(test_features), 1, dtype=torch.float64,
                                                          device=test_features.device)], 1)
     return ((F_ @ W).argmax(1) == test_labels.to(F_.device)).double().mean().item()
+
+
+
+@dataclass(frozen=True)
+class LinearEraser:
+    """Removes what a linear probe can read of one scalar target from a state, changing the state
+    along one direction only (LEACE for a scalar target; Belrose et al. 2023, "LEACE: Perfect linear
+    concept erasure in closed form", arXiv 2306.03819).
+
+    With c = Cov(X, y), Σ = Cov(X) and w = Σ⁻¹c (the least-squares probe), the erased state is
+    X' = X − ĉ·r(X), ĉ = c/‖c‖, r(X) = ‖c‖·wᵀ(X − μ)/(wᵀc). Then Cov(X', y) = 0 on the data it was
+    fitted on: no linear probe reads y from X' better than the mean does. The shift is along the
+    direction in which the state *encodes* y (ĉ), by the amount the probe *reads* (r)."""
+
+    mean: torch.Tensor       # μ (d,)
+    direction: torch.Tensor  # ĉ (d,), unit
+    readout: torch.Tensor    # ‖c‖·w/(wᵀc) (d,): r(X) = readout·(X − μ)
+
+    def shift(self, states: torch.Tensor) -> torch.Tensor:
+        """r(X), ``(...)``: how far each state moves along ĉ when erased."""
+        return (states - self.mean.to(states.dtype)) @ self.readout.to(states.dtype)
+
+    def __call__(self, states: torch.Tensor, direction: torch.Tensor | None = None) -> torch.Tensor:
+        """``states (..., d)`` erased: X − ĉ·r(X). With ``direction`` u given, the same shift r(X)
+        is applied along u/‖u‖ instead of ĉ: a control that moves every state exactly as far."""
+        u = self.direction if direction is None else direction / direction.norm()
+        if u.shape != self.direction.shape:
+            raise ValueError(f"direction must have shape {tuple(self.direction.shape)}, got {tuple(u.shape)}")
+        return states - self.shift(states)[..., None] * u.to(states.dtype)
+
+
+def fit_eraser(features: torch.Tensor, targets: torch.Tensor, ridge: float = 1e-6) -> LinearEraser:
+    """The :class:`LinearEraser` for ``targets (n,)`` read from ``features (n, d)`` (float64 inside;
+    ``ridge`` × the mean variance is added to Σ's diagonal so that a rank-deficient Σ can be solved)."""
+    if targets.dim() != 1 or len(targets) != len(features):
+        raise ValueError(f"targets must have shape ({len(features)},), got {tuple(targets.shape)}")
+    X, y = features.double(), targets.double().to(features.device)
+    mean = X.mean(0)
+    Xc, yc = X - mean, y - y.mean()
+    c = Xc.T @ yc / len(X)
+    if not c.norm() > 0:
+        raise ValueError("the targets do not covary with the features: there is nothing to erase")
+    sigma = Xc.T @ Xc / len(X)
+    sigma = sigma + ridge * sigma.diagonal().mean() * torch.eye(len(c), dtype=X.dtype, device=X.device)
+    w = torch.linalg.solve(sigma, c)
+    readout = c.norm() * w / (w @ c)
+    dtype = features.dtype
+    return LinearEraser(mean.to(dtype), (c / c.norm()).to(dtype), readout.to(dtype))
+
+
+def project_out(states: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
+    """``states (..., d)`` with their component along ``direction (d,)`` removed: X − (X·u)u,
+    u = direction/‖direction‖ (an orthogonal projection; :class:`LinearEraser` is the oblique one
+    that removes what a probe reads)."""
+    if direction.dim() != 1 or direction.shape[0] != states.shape[-1]:
+        raise ValueError(f"direction must have shape ({states.shape[-1]},), got {tuple(direction.shape)}")
+    u = direction.to(states.dtype) / direction.norm()
+    return states - (states @ u)[..., None] * u

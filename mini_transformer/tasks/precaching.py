@@ -62,3 +62,23 @@ def trivial_loss(task: PrecachingTask, n_sequences: int = 4096, seed: int = 123)
     """Huber loss of the all-zero predictor on the task (the paper reports 1.257 at p = 1)."""
     _, targets = task.sample(n_sequences, torch.Generator().manual_seed(seed))
     return F.huber_loss(torch.zeros_like(targets), targets, delta=1.0).item()
+
+
+def huber_losses(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The Huber loss (δ = 1) at every position, ``(batch, length)``; :func:`huber_loss` is its mean."""
+    return F.huber_loss(model(inputs)[..., 0], targets, delta=1.0, reduction="none")
+
+
+def loss_by_target_kind(model, inputs: torch.Tensor, targets: torch.Tensor) -> dict[str, float]:
+    """The model's mean Huber loss on the two kinds of position, each divided by the all-zero
+    predictor's loss on the same positions: ``"past"`` (z = 1: the target is the sum of past sines)
+    and ``"copy"`` (z = 0: the target is x_n). 1 means no better than answering 0; the ratios do not
+    depend on p, unlike the trivial loss of the whole task. A kind with no position gives NaN."""
+    with torch.no_grad():
+        losses = huber_losses(model, inputs, targets)
+    zero = F.huber_loss(torch.zeros_like(targets), targets, delta=1.0, reduction="none")
+    past = inputs[..., 1] == 1
+    result = {}
+    for kind, where in (("past", past), ("copy", ~past)):
+        result[kind] = (losses[where].mean() / zero[where].mean()).item() if where.any() else float("nan")
+    return result
