@@ -5,7 +5,7 @@ Two constructions for the word problem of a finite group (chapter 4), exact and 
 * :func:`compile_scan`: a Hillis–Steele parallel prefix for *any* finite group given by its table.
   Layer l attends, with a sharp positional pattern, to position t − 2^{l−1} (to a BOS token that
   holds the identity when that is before the start), copies the element stored there, and its MLP
-  multiplies the two elements by table lookup (|G|² ReLU units). After L layers position t holds
+  multiplies the two elements by table lookup (``|G|²`` ReLU units). After L layers position t holds
   the product of the last 2^L elements up to t: the running product is exact for t ≤ 2^L and wrong
   beyond whenever the elements before the window do not multiply to the identity.
 * :func:`compile_s3_shortcut`: a two-layer model for S3 at every length up to ℓ_max, the shortcut
@@ -162,8 +162,8 @@ def identity_of(table: torch.Tensor) -> int:
 def compile_scan(table: torch.Tensor, n_layers: int, max_len: int) -> DTransformer:
     """A DTransformer with ``n_layers`` layers that computes running products by a parallel prefix.
 
-    ``table[a, b]`` is the id of a ∘ b for a group of order |G|. Vocabulary: the |G| elements and a
-    BOS token (id |G|) that must start every input (see :func:`scan_input`), ``max_len`` positions
+    ``table[a, b]`` is the id of a ∘ b for a group of order ``|G|``. Vocabulary: the ``|G|`` elements and a
+    BOS token (id ``|G|``) that must start every input (see :func:`scan_input`), ``max_len`` positions
     including BOS. Output at position t ≥ 1 (argmax of the logits): the product of g_{t−2^L+1} … g_t,
     which is the running product s_t = g_t ∘ … ∘ g_1 exactly when t ≤ 2^L.
 

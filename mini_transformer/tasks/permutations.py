@@ -11,7 +11,7 @@ t − 1 dependent compositions, but composition is associative, so a parallel pr
 only ⌈log₂ t⌉ rounds; and S3 is a solvable group, so a constant number of rounds suffices at every
 length (Liu et al., ICLR 2023). The word problem of A5 (the 60 even permutations of five objects,
 the smallest non-solvable group) is NC¹-complete: no fixed depth is believed to solve it at every
-length (Merrill, Petty & Sabharwal, ICML 2024). :data:`A5_COMPOSE` is its table.
+length (Merrill, Petty & Sabharwal, ICML 2024). ``A5_COMPOSE`` is its table.
 
 Two formats of the same problem:
 
