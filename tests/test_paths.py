@@ -35,6 +35,42 @@ def test_written_token_edge():
         StateGraph(1, 3, written=1)
 
 
+@pytest.mark.parametrize("n_layers", [1, 2, 3])
+def test_written_positions_interleaved_longest_path(n_layers):
+    # g1 s1 g2 s2 … g_n s_n: only the s positions (odd) are written; g_j's position is a plain input
+    for n in (1, 2, 5, 16):
+        graph = StateGraph(n_layers, 2 * n, written=True, written_positions=range(1, 2 * n, 2))
+        assert graph.longest_path() == n * (2 * n_layers + 1) + 2 * n_layers
+        assert graph.longest_path() < StateGraph(n_layers, 2 * n, written=True).longest_path() or n == 1
+    assert StateGraph(1, 32, written=True, written_positions=range(1, 32, 2)).longest_path() == 50
+
+
+def test_written_positions_edges_and_default():
+    graph = StateGraph(1, 4, written=True, written_positions=[1, 3])
+    assert graph.parents(0, 1) == [(2, 0)] and graph.parents(0, 3) == [(2, 2)]
+    assert graph.parents(0, 2) == [] and graph.parents(0, 0) == []  # a given token: no sampling edge
+    assert graph.written_positions == frozenset({1, 3})
+    # every position after the first is the default, the old behaviour
+    everywhere = StateGraph(2, 5, written=True, written_positions=range(1, 5))
+    assert everywhere.edges() == StateGraph(2, 5, written=True).edges()
+    assert everywhere.longest_path() == StateGraph(2, 5, written=True).longest_path()
+    # no written position: the silent graph
+    assert StateGraph(2, 5, written=True, written_positions=()).edges() == StateGraph(2, 5).edges()
+
+
+def test_written_positions_bad_input_raises():
+    with pytest.raises(ValueError, match="written_positions needs written=True"):
+        StateGraph(1, 4, written_positions=[1])
+    with pytest.raises(ValueError, match="written_positions"):
+        StateGraph(1, 4, written=True, written_positions=[0])
+    with pytest.raises(ValueError, match="written_positions"):
+        StateGraph(1, 4, written=True, written_positions=[4])
+    with pytest.raises(TypeError, match="written_positions"):
+        StateGraph(1, 4, written=True, written_positions=3)
+    with pytest.raises(TypeError, match="written_positions"):
+        StateGraph(1, 4, written=True, written_positions=[1.0])
+
+
 def test_path_counts_by_hand_for_one_layer():
     graph = StateGraph(1, 3)
     # one attention step: exactly one path from every s ≤ t, none from s > t
@@ -70,17 +106,6 @@ def test_predicted_cone_equals_the_states_with_a_nonzero_jacobian(i, t):
     J = measured_cone(model, x, i, t)
     measured = {(a, s) for a in range(J.shape[0]) for s in range(J.shape[1]) if J[a, s] > 0}
     assert measured == StateGraph(3, 8).cone(i, t)
-
-
-def test_explorers_build_without_a_browser():
-    from mini_transformer.analysis.gradflow import gradient_flow
-    from mini_transformer.notebook.widgets import cone_explorer, gradient_flow_explorer
-
-    torch.manual_seed(0)
-    model = mt.DTransformer(small_config())
-    x = torch.randint(0, 11, (1, 6))
-    assert cone_explorer(model, x, ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp"]) is not None
-    assert gradient_flow_explorer({"m": gradient_flow(model, x)}) is not None
 
 
 @pytest.mark.parametrize("n_layers", [1, 2, 3])

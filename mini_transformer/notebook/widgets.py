@@ -1,16 +1,26 @@
-"""Interactive explorers for a live kernel (ipywidgets). The HTML book cannot run their Python
-callbacks, so each chapter shows a static figure beside every explorer."""
+"""Live explorers (ipywidgets): for the explorers that must recompute in Python when a control
+moves (e.g. retraining a model with a new β). They need a running kernel (Binder, Colab); in the
+HTML book their Python callbacks cannot run, so a page shows a static figure beside each one and
+says which kind it is (``mini_transformer.notebook.explorers.LIVE``).
+
+Explorers whose every state can be computed in advance run in the page instead, with no kernel:
+see :mod:`~mini_transformer.notebook.explorers` (chapters 2 and 3 use only those)."""
 
 from __future__ import annotations
 
 import matplotlib.pyplot as plt
 
 
-def _explorer(controls: list, plot, figsize=(9, 3.8)):
-    """Lay out ``controls`` above a figure that ``plot(ax)`` redraws whenever one of them changes."""
+def live_explorer(controls: list, plot, figsize=(9, 3.8)):
+    """Lay out ipywidgets ``controls`` above a figure that ``plot(ax)`` redraws (recomputing
+    whatever it needs) whenever one of them changes, under a line that says it needs a kernel."""
     import ipywidgets as widgets
     from IPython.display import display
 
+    from .explorers import LIVE
+
+    if not controls:
+        raise ValueError("controls must hold at least one ipywidgets control")
     out = widgets.Output()
 
     def draw(*_):
@@ -23,48 +33,6 @@ def _explorer(controls: list, plot, figsize=(9, 3.8)):
     for control in controls:
         control.observe(draw, names="value")
     draw()
-    box = widgets.VBox([widgets.HBox(controls), out])
+    box = widgets.VBox([widgets.HTML(f"<small>&#9654; {LIVE}</small>"), widgets.HBox(controls), out])
     display(box)
     return box
-
-
-def gradient_flow_explorer(flows: dict, window: int = 16):
-    """Pick a model (``flows`` maps a label to a :class:`~mini_transformer.analysis.gradflow.GradientFlow`)
-    and a loss position t; see how ‖∂ℓ_t/∂X_i[s]‖ spreads over the positions × states grid."""
-    import ipywidgets as widgets
-
-    from .plots import plot_gradient_grid
-
-    first = next(iter(flows.values()))
-    which = widgets.Dropdown(options=list(flows), description="model")
-    position = widgets.IntSlider(value=min(20, first.n_positions - 1), min=0, max=first.n_positions - 1,
-                                 description="loss position t", style={"description_width": "initial"},
-                                 continuous_update=False)
-
-    def plot(ax):
-        plot_gradient_grid(flows[which.value], position.value, ax=ax, window=window)
-        ax.set_title(f"{which.value}: where the gradient of ℓ_{position.value} lands")
-
-    return _explorer([which, position], plot)
-
-
-def cone_explorer(model, x, names):
-    """Pick a state and a position; see its dependency cone measured with autograd (chapter 2)."""
-    import ipywidgets as widgets
-
-    from ..analysis.paths import StateGraph, measured_cone
-    from .plots import plot_cone
-
-    length = x.shape[-1]
-    graph = StateGraph(model.config.n_layers, length)
-    state = widgets.Dropdown(options=[(name, i) for i, name in enumerate(names)], value=len(names) - 1,
-                             description="state")
-    position = widgets.IntSlider(value=length // 2, min=0, max=length - 1, description="position t",
-                                 continuous_update=False)
-
-    def plot(ax):
-        J = measured_cone(model, x, state.value, position.value)
-        plot_cone(J, graph, state.value, position.value, ax=ax, names=names)
-        ax.set_title(f"cone of {names[state.value]} at position {position.value}")
-
-    return _explorer([state, position], plot)
