@@ -22,6 +22,9 @@ With ``written=True`` the model writes its own tokens (Algorithm 14): the token 
 output at position t − 1 is embedded again as the input at t, which adds the edge
 (2L, t − 1) → (0, t). That edge carries information but no gradient (sampling is discrete), and
 it lets a path climb the whole stack once per written token: the longest path grows with ℓ.
+``written_positions`` restricts that edge to the positions that hold a written token: in a format
+that interleaves given tokens with written ones (g₁ s₁ g₂ s₂ …, chapter 4), only the s positions
+receive one, and the given g positions stay plain inputs.
 """
 
 from __future__ import annotations
@@ -40,12 +43,37 @@ class StateGraph:
     n_layers: int
     length: int
     written: bool = False
+    #: With ``written=True``, the positions whose input is the token sampled from the output just
+    #: before them (each in [1, length − 1]); None: every position after the first.
+    written_positions: frozenset[int] | None = None
 
     def __post_init__(self):
         check_int(self.n_layers, "n_layers")
         check_int(self.length, "length")
         if not isinstance(self.written, bool):
             raise TypeError(f"written must be a bool, got {type(self.written).__name__}")
+        if self.written_positions is None:
+            return
+        if not self.written:
+            raise ValueError("written_positions needs written=True")
+        try:
+            positions = frozenset(self.written_positions)
+        except TypeError:
+            raise TypeError("written_positions must be an iterable of positions (ints), "
+                            f"got {type(self.written_positions).__name__}") from None
+        for t in positions:
+            if isinstance(t, bool) or not isinstance(t, int):
+                raise TypeError(f"written_positions must hold ints, got {t!r}")
+            if not 1 <= t < self.length:
+                raise ValueError(f"each of written_positions must be in [1, {self.length - 1}] "
+                                 f"(position 0 has no output before it), got {t}")
+        object.__setattr__(self, "written_positions", positions)  # frozen: normalise once
+
+    def receives_written_token(self, t: int) -> bool:
+        """The input at position t is the token sampled from the output at t − 1."""
+        if not self.written or t == 0:
+            return False
+        return self.written_positions is None or t in self.written_positions
 
     @property
     def n_states(self) -> int:
@@ -66,7 +94,7 @@ class StateGraph:
         """The states that (i, t) is computed from directly."""
         self._check_node(i, t)
         if i == 0:  # an input: a given token, or (written) the token sampled from the output before it
-            return [(self.n_states - 1, t - 1)] if self.written and t > 0 else []
+            return [(self.n_states - 1, t - 1)] if self.receives_written_token(t) else []
         if self.is_attention(i):
             return [(i - 1, s) for s in range(t + 1)]
         return [(i - 1, t)]
@@ -115,8 +143,11 @@ class StateGraph:
     def longest_path(self) -> int:
         """Edges on the longest path from any input (0, s) to any output (2L, t). Every edge of
         the model climbs one state, so without written tokens it is 2L (L layers of two updates),
-        independent of ``length``; with them it is 2L · ℓ + ℓ − 1 (the whole stack once per
-        position, plus one sampling edge between neighbours)."""
+        independent of ``length``; with a written token at every position it is 2L · ℓ + ℓ − 1
+        (the whole stack once per position, plus one sampling edge between neighbours). With
+        ``written_positions`` = the odd positions of ℓ = 2n (g₁ s₁ … g_n s_n) it is
+        n(2L + 1) + 2L: between two written tokens the path climbs from s_{j−1} through g_j's
+        position (attention reads s_{j−1}), 2L edges, then samples s_j, one edge."""
         longest = {}
         for node in self.topological_order():
             parents = self.parents(*node)

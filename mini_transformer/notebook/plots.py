@@ -212,7 +212,9 @@ def plot_cone(J, graph, i: int, t: int, ax=None, names=None, colorbar: bool = Tr
 def plot_path_scaling(lengths, depths, graph_cls, axes=None):
     """Two panels from :class:`~mini_transformer.analysis.paths.StateGraph`: the longest input-to-output
     path against the context length ℓ (flat without written tokens, growing with them), and the
-    number of paths (log scale). Returns the axes."""
+    number of input-to-output *position trajectories* (log scale; ``total_paths``: one edge per
+    update, residual and sublayer merged, as in chapter 2, not Veit et al.'s block paths, which
+    ``paths_by_blocks`` counts). Returns the axes."""
     axes = axes if axes is not None else plt.subplots(1, 2, figsize=(11, 4), constrained_layout=True)[1]
     colors = list(COLORS.values())
     for color, n_layers in zip(colors, depths):
@@ -225,8 +227,8 @@ def plot_path_scaling(lengths, depths, graph_cls, axes=None):
     axes[0].set_ylabel("longest path (updates in a chain)")
     axes[0].set_title("Chain length: bounded by depth unless tokens are written")
     axes[1].set_yscale("log")
-    axes[1].set_ylabel("number of input-to-output paths")
-    axes[1].set_title("Number of paths: grows with ℓ")
+    axes[1].set_ylabel("input-to-output position trajectories")
+    axes[1].set_title("Position trajectories: their number grows with ℓ")
     for ax in axes:
         ax.set_xscale("log", base=2)
         ax.set_xlabel("context length ℓ (positions)")
