@@ -40,6 +40,18 @@ def test_the_rise_equals_a_direct_computation():
     assert rise[1:].abs().max() > 1e-6  # later positions read X_1[n] through attention
 
 
+def test_per_sequence_rises_average_to_the_batch_rise():
+    model, (inputs, targets) = regression_model(), batch()
+    u = random_unit_directions(1, 16, torch.Generator().manual_seed(5))[0].double()
+    args = (model, huber_losses, inputs, targets, "L1.mlp", lambda X: project_out(X, u), [1, 4], 3)
+    each = loss_rise_by_lag(*args, per_sequence=True)
+    assert each.shape == (16, 4)
+    assert torch.allclose(each.mean(0), loss_rise_by_lag(*args), atol=1e-12)
+    assert each[:, 1:].std(0).min() > 0  # the sequences differ: there is something to bootstrap
+    with pytest.raises(TypeError, match="per_sequence"):
+        loss_rise_by_lag(*args, per_sequence=1)
+
+
 def test_a_model_that_reads_no_past_state_shows_a_rise_at_lag_zero_only():
     model, (inputs, targets) = regression_model(zero_past=True), batch()
     u = random_unit_directions(1, 16, torch.Generator().manual_seed(4))[0].double()

@@ -7,7 +7,7 @@ import torch
 
 import mini_transformer as mt
 from mini_transformer.analysis.probes import probe_r2
-from mini_transformer.tasks.precaching import PrecachingTask, huber_loss, trivial_loss
+from mini_transformer.tasks.precaching import PrecachingTask, huber_loss, term_deletion_bound, trivial_loss
 
 
 def test_probe_recovers_a_linear_target_and_not_noise():
@@ -34,6 +34,20 @@ def test_precaching_targets_follow_the_definition():
 def test_trivial_loss_matches_the_paper_at_its_setting():
     assert trivial_loss(PrecachingTask()) == pytest.approx(1.257, abs=0.02)  # Wu et al. report 1.257
     assert trivial_loss(PrecachingTask(p=0.0)) < trivial_loss(PrecachingTask(p=1.0))
+
+
+def test_term_deletion_bound_is_half_the_mean_square_of_the_term_and_bounds_the_huber_rise():
+    task = PrecachingTask(window=5, frequency=3.0, p=1.0, length=32)
+    x = torch.randn(400_000, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    term = torch.sin(3.0 * x)
+    assert abs(term_deletion_bound(task) - 0.5 * (term ** 2).mean().item()) < 3e-3
+    error = 0.7 * torch.randn(400_000, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    huber = lambda e: torch.nn.functional.huber_loss(e, torch.zeros_like(e), delta=1.0, reduction="none")
+    rise = (huber(error + term) - huber(error)).mean().item()
+    assert 0 < rise < term_deletion_bound(task)  # Huber's curvature ≤ 1: at most ½E[s²]
+    assert term_deletion_bound(PrecachingTask(frequency=0.1)) < 0.01  # sin(0.1x) is small
+    with pytest.raises(TypeError, match="task"):
+        term_deletion_bound(3.0)
 
 
 def test_regression_model_takes_real_inputs_and_gives_scalar_outputs():

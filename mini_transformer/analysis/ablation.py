@@ -19,9 +19,11 @@ from ..hooks import hooked, state_names
 
 def loss_rise_by_lag(model, position_losses: Callable[..., torch.Tensor], inputs: torch.Tensor,
                      targets: torch.Tensor, state: str, edit: Callable[[torch.Tensor], torch.Tensor],
-                     positions: Sequence[int], max_lag: int) -> torch.Tensor:
+                     positions: Sequence[int], max_lag: int, per_sequence: bool = False) -> torch.Tensor:
     """``rise (max_lag + 1,)``: rise[k] is the mean over ``positions`` n and over the batch of
     ℓ_{n+k}(``state`` at position n replaced by ``edit`` of it) − ℓ_{n+k}(clean).
+    With ``per_sequence=True`` the batch is not averaged: ``rise (batch, max_lag + 1)`` (for a
+    bootstrap over sequences).
 
     ``edit`` maps the states of one position, ``(batch, d)``, to their replacement (for example a
     :class:`~mini_transformer.analysis.probes.LinearEraser`, or
@@ -41,7 +43,9 @@ def loss_rise_by_lag(model, position_losses: Callable[..., torch.Tensor], inputs
     if not positions or min(positions) < 0 or max(positions) + max_lag >= length:
         raise ValueError(f"positions must be non-empty, with 0 ≤ n and n + max_lag < {length} (the length); "
                          f"got {positions[:1]}…{positions[-1:]} with max_lag={max_lag}")
-    rise = torch.zeros(max_lag + 1, dtype=torch.float64)
+    if not isinstance(per_sequence, bool):
+        raise TypeError(f"per_sequence must be a bool, got {type(per_sequence).__name__}")
+    rise = torch.zeros(inputs.shape[0], max_lag + 1, dtype=torch.float64)
     with torch.no_grad():
         clean = position_losses(model, inputs, targets).double()
         for n in positions:
@@ -52,8 +56,9 @@ def loss_rise_by_lag(model, position_losses: Callable[..., torch.Tensor], inputs
 
             with hooked(model, {state: ablate}):
                 ablated = position_losses(model, inputs, targets).double()
-            rise += (ablated[:, n: n + max_lag + 1] - clean[:, n: n + max_lag + 1]).mean(0).cpu()
-    return rise / len(positions)
+            rise += (ablated[:, n: n + max_lag + 1] - clean[:, n: n + max_lag + 1]).cpu()
+    rise = rise / len(positions)
+    return rise if per_sequence else rise.mean(0)
 
 
 def random_unit_directions(count: int, dim: int, generator: torch.Generator | None = None) -> torch.Tensor:

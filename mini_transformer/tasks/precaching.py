@@ -5,8 +5,10 @@ Inputs per position n: x_n ~ N(0, 1) and a switch z_n ~ Bernoulli(p). Target:
     y_n = z_n · Σ_{i=1}^{window} sin(frequency · x_{n−i}) + (1 − z_n) · x_n      (x_m = 0 for m < 0)
 
 The feature sin(frequency · x_n) is useless at position n (y_n never contains it) and useful at
-the next ``window`` positions. A model can only have it ready there if position n computes it
-for the future: **pre-caching**. The paper uses window 10, frequency 10, length 64.
+the next ``window`` positions. The task is built so that pre-caching is the natural route:
+position n computes sin(frequency · x_n) for the future and later positions sum it. It is not the
+only one: a later position can fetch the raw inputs x_{n−i} through attention and compute the
+sines itself, which is harder. The paper uses window 10, frequency 10, length 64.
 """
 
 from __future__ import annotations
@@ -62,6 +64,16 @@ def trivial_loss(task: PrecachingTask, n_sequences: int = 4096, seed: int = 123)
     """Huber loss of the all-zero predictor on the task (the paper reports 1.257 at p = 1)."""
     _, targets = task.sample(n_sequences, torch.Generator().manual_seed(seed))
     return F.huber_loss(torch.zeros_like(targets), targets, delta=1.0).item()
+
+
+def term_deletion_bound(task: PrecachingTask) -> float:
+    """½·E[sin²(f·x)], x ~ N(0, 1), closed form (1 − e^{−2f²})/4: the most the Huber loss (δ = 1) at a
+    position rises on average when its prediction loses exactly one term sin(f·x_n) of its target,
+    if the model's error there is independent of that term (Huber's second derivative is ≤ 1, so
+    E[h(e + s) − h(e)] ≤ E[h'(e)]·E[s] + ½E[s²], and E[s] = 0). The calibration of an erasure."""
+    if not isinstance(task, PrecachingTask):
+        raise TypeError(f"task must be a PrecachingTask, got {type(task).__name__}")
+    return (1 - torch.exp(torch.tensor(-2.0 * task.frequency ** 2, dtype=torch.float64)).item()) / 4
 
 
 def huber_losses(model, inputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
