@@ -116,6 +116,7 @@ def train(
     description: str = "training",
     eval_fn: Callable[[torch.nn.Module], float] | None = None,
     eval_every: int = 100,
+    stop_when: Callable[[TrainingHistory], bool] | None = None,
 ) -> TrainingHistory:
     """Run ``steps`` gradient steps of ``loss_fn(model, *batch)`` on batches drawn from ``batches``.
 
@@ -125,7 +126,9 @@ def train(
     default, None, leaves it alone: no hidden reseeding). A ``tqdm.auto`` bar shows the loss.
     ``batches`` running out before ``steps`` raises ``ValueError``. If ``eval_fn`` is given, it is called
     (in eval mode, without gradients) before the first step, every ``eval_every`` steps and after the
-    last, and its values are kept in ``history.evaluations``.
+    last, and its values are kept in ``history.evaluations``. ``stop_when(history)``, if given, is
+    asked after every evaluation; training ends early when it returns True (``len(history.losses)``
+    then tells how many steps ran).
     """
     steps = check_positive_int(steps, "steps")
     eval_every = check_positive_int(eval_every, "eval_every")
@@ -176,6 +179,8 @@ def train(
         bar.set_postfix(loss=f"{history.losses[-1]:.3f}", refresh=False)
         if (step + 1) % eval_every == 0 or step + 1 == steps:
             evaluate(step + 1)
+            if stop_when is not None and stop_when(history):
+                break
     model.eval()
     return history
 

@@ -20,20 +20,45 @@ def test_depth_grid_script_writes_a_complete_file(tmp_path):
     assert result["scale"] == "tiny" and result["chance"] == pytest.approx(1 / 6)
 
 
-def test_myopia_gap_script_writes_a_complete_file(tmp_path):
-    out = myopia_gap.main(["--scale", "tiny", "--out", str(tmp_path / "gap.json"), "--threads", "1"])
-    result = json.loads(out.read_text())
+def test_myopia_gap_script_writes_a_complete_file_and_resumes(tmp_path):
+    out = tmp_path / "gap.json"
     config = myopia_gap.SCALES["tiny"]
+    myopia_gap.main(["--scale", "tiny", "--out", str(out), "--threads", "1", "--seeds", "0"])
+    first = json.loads(out.read_text())
+    assert set(first["sizes"]["XS"]["seeds"]) == {"0"}
+    myopia_gap.main(["--scale", "tiny", "--out", str(out), "--threads", "1"])  # adds seed 1, keeps seed 0
+    result = json.loads(out.read_text())
+    assert result["sizes"]["XS"]["seeds"]["0"] == first["sizes"]["XS"]["seeds"]["0"]
     assert list(result["sizes"]) == [s.name for s in config.sizes]
-    for entry in result["sizes"].values():
-        for mode in myopia_gap.MODES:
-            assert len(entry[mode]) == len(config.seeds)
-            record = entry[mode][0]
-            assert len(record["window_loss"]) == config.n_val
-            assert len(record["by_position"]) == config.length - 1
-            assert ("probes" in record) == (mode != "bigram")
-    assert set(result["budget"]) == {str(s) for s in config.budget_steps}
-    assert all(len(v["myopic"]) == config.n_val for v in result["budget"].values())
+    for block in result["sizes"].values():
+        assert set(block["seeds"]) == {str(s) for s in config.seeds}
+        for entry in block["seeds"].values():
+            vanilla, myopic = entry["scratch"]["vanilla"], entry["scratch"]["myopic"]
+            # both arms are evaluated at the same steps, every eval_every, up to the vanilla run's stop
+            assert [s for s, _ in vanilla["curve"]] == [s for s, _ in myopic["curve"]]
+            assert vanilla["curve"][0][0] == 0 and vanilla["steps"] in config.budgets
+            assert len(vanilla["window_loss"]) == config.n_val and len(vanilla["by_position"]) == config.length - 1
+            assert set(vanilla["probes"]) == set(entry["untrained_probes"]) == {"1", "2", "3"}
+            for arm in entry["finetuned"].values():
+                assert arm["steps"] == config.finetune_steps and len(arm["window_loss"]) == config.n_val
+    assert set(result["probe_baselines"]["2"]) == {"majority", "next_token"}
+    assert 0 < result["bigram"] < 5
+
+
+def test_convergence_rule_reads_the_last_doubling():
+    budgets = (10, 20, 40)
+    assert myopia_gap.converged([(0, 4.0), (10, 2.0), (20, 1.995)], budgets, 0.01)  # 0.25 % since step 10
+    assert not myopia_gap.converged([(0, 4.0), (10, 2.0), (20, 1.9)], budgets, 0.01)  # 5 % since step 10
+    assert not myopia_gap.converged([(0, 4.0), (10, 2.0), (15, 2.0)], budgets, 0.01)  # 15 is no budget
+    assert not myopia_gap.converged([(0, 4.0), (10, 2.0)], budgets, 0.01)  # no half of the first budget
+
+
+def test_probe_baselines_count_the_next_token():
+    # a text where the token after next is a function of the next one: the next-token baseline is exact
+    windows = torch.tensor([[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]] * 4)
+    base = myopia_gap.probe_baselines(windows, vocab_size=3)
+    assert base["2"]["next_token"] == 1.0 and base["3"]["next_token"] == 1.0
+    assert abs(base["2"]["majority"] - 1 / 3) < 0.2
 
 
 def test_modes_share_init_and_differ_only_where_they_should():

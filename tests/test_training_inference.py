@@ -145,3 +145,12 @@ def test_continuation_log_probs_scores_each_token_with_its_generation_context():
         torch.testing.assert_close(scores[i - 2], expected)
     with pytest.raises(ValueError, match="start"):
         mt.continuation_log_probs(model, x, start=0)
+
+
+def test_train_stops_when_asked_after_an_evaluation():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(2, 1)
+    batches = iter(lambda: (torch.randn(8, 2),), None)
+    history = mt.train(model, lambda m, x: m(x).pow(2).mean(), batches, steps=100, progress=False, eval_every=10,
+                    eval_fn=lambda m: 0.0, stop_when=lambda h: h.evaluations[-1][0] >= 30)
+    assert len(history.losses) == 30 and [s for s, _ in history.evaluations] == [0, 10, 20, 30]

@@ -1,10 +1,24 @@
-"""Vanilla, myopic and transformer-bigram character models on Shakespeare, at several sizes
-(chapter 6): the myopia gap with its uncertainty, loss by position, and probes for future tokens.
+"""Vanilla and myopic character models on Shakespeare, trained until vanilla stops improving, then
+fine-tuned from the converged vanilla model as Wu, Morris & Levine did for Pythia (chapter 6).
 
-Every model of one size sees the same batches (same data seed) for the same number of steps from
-the same initialisation; only the gradient differs (myopic: β = 0) or, for the bigram baseline,
-the forward pass (past keys and values zeroed). Per validation window the script stores each
-model's mean loss, so the chapter can bootstrap the paired difference.
+For every size and seed:
+
+1. **From scratch.** A vanilla model trains at a constant learning rate (after a linear warm-up),
+   evaluated on a fixed validation set every ``eval_every`` steps. It stops at the first doubling
+   budget b (``budgets``) where it improved by less than ``tolerance`` (relative) since b/2, or at
+   the last budget: *the convergence rule*. A myopic model (β = 0) trains for the same number of
+   steps from the same initialisation on the same batches, evaluated at the same steps, so the gap
+   can be read at every budget.
+2. **Fine-tuned.** From the converged vanilla weights, two copies train ``finetune_steps`` more with
+   the learning rate decaying to 0 (cosine) on the same fresh batches: one vanilla, one myopic. Their
+   difference is the gap the paper's Pythia numbers measure (both arms fine-tune a vanilla model).
+
+Per run the file keeps the validation curve, each validation window's mean loss (for a paired
+bootstrap), the loss by position, and future-token probes with their baselines (an untrained model
+of the same shape, the majority class, and the next token alone). The context-free reference is the
+counted bigram on the same validation windows (what a transformer bigram tends to as it converges).
+Each (size, seed) is written as soon as it is done, under a file lock, so several processes may
+share one result file (``--sizes``, ``--seeds``) and a rerun skips what is there.
 
     python -m mini_transformer.experiments.myopia_gap --scale small   # the committed file, CPU
     python -m mini_transformer.experiments.myopia_gap --scale full    # a GPU run
@@ -12,23 +26,28 @@ model's mean loss, so the chapter can bootstrap the paired difference.
 
 from __future__ import annotations
 
+import copy
+import fcntl
 import json
 import time
-from contextlib import nullcontext
-from dataclasses import asdict, dataclass, replace
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 
-from ..config import TransformerConfig
-from ..models import DTransformer, device_of, trace
+from ..analysis.baselines import ngram_log_loss
 from ..analysis.myopia import myopic
 from ..analysis.probes import probe_accuracy
+from ..config import TransformerConfig
+from ..models import DTransformer, device_of, trace
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
 from ..training import d_training, window_losses
 from ..validation import check_choice
-from . import RESULTS, load_result, script_arguments, write_result
+from . import RESULTS, load_result, script_arguments
+
 MODES = ("vanilla", "myopic", "bigram")
+HORIZONS = (1, 2, 3)
 
 
 @dataclass(frozen=True)
@@ -41,63 +60,76 @@ class ModelSize:
 
 @dataclass(frozen=True)
 class GapConfig:
-    """Sizes and the training budget shared by every model."""
+    """Sizes, the convergence rule and the fine-tuning budget shared by every model."""
 
     sizes: tuple[ModelSize, ...]
-    steps: int = 600
+    budgets: tuple[int, ...] = (500, 1000, 2000, 4000)  # doubling: the convergence rule's checkpoints
+    tolerance: float = 0.01  # converged: < 1 % relative improvement since half the steps
+    eval_every: int = 250
+    finetune_steps: int = 1000
     batch_size: int = 64
     length: int = 64
-    lr: float = 5e-3
-    warmup: int = 50
-    seeds: tuple[int, ...] = (0,)
-    n_val: int = 1024  # validation windows
+    lr: float = 3e-3
+    warmup: int = 100
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_val: int = 512  # validation windows
     probe_windows: int = 256  # windows for the probes (half fit, half score)
     n_plays: int | None = None
-    budget_size: str | None = None  # a size to train again at each of ``budget_steps`` (seed 0)
-    budget_steps: tuple[int, ...] = ()
+    kernels: str = "fused"  # vanilla steps through PyTorch's fused kernels; myopic attention is its own kernel
 
 
 SCALES = {
-    "tiny": GapConfig(sizes=(ModelSize("XS", 16, 1, 2), ModelSize("S", 24, 2, 2)), steps=20, length=16,
-                      n_val=32, probe_windows=16, n_plays=2, budget_size="XS", budget_steps=(10, 20)),
-    "small": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4), ModelSize("M", 96, 3, 4)),
-                       seeds=(0, 1), budget_size="S", budget_steps=(300, 1200, 2400)),
+    "tiny": GapConfig(sizes=(ModelSize("XS", 16, 1, 2), ModelSize("S", 24, 2, 2)), budgets=(10, 20, 40),
+                      eval_every=5, finetune_steps=10, warmup=2, length=16, n_val=32, probe_windows=16, n_plays=2,
+                      seeds=(0, 1)),
+    "small": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4))),
     "full": GapConfig(sizes=(ModelSize("XS", 64, 2, 4), ModelSize("S", 128, 4, 4), ModelSize("M", 256, 6, 8),
-                             ModelSize("L", 384, 8, 8)), steps=5000, length=128, lr=1e-3, seeds=(0, 1, 2),
-                      n_val=2048, probe_windows=512, budget_size="S", budget_steps=(1250, 2500, 10000)),
+                             ModelSize("L", 384, 8, 8)), budgets=(2500, 5000, 10000, 20000, 40000), eval_every=500,
+                      finetune_steps=5000, length=128, lr=1e-3, n_val=2048, probe_windows=512),
 }
 
 
-def build(size: ModelSize, vocab_size: int, length: int, mode: str) -> DTransformer:
+def build(size: ModelSize, vocab_size: int, length: int, mode: str, kernels: str = "faithful") -> DTransformer:
     """An untrained model of ``size``; ``mode="bigram"`` zeroes what every position reads from the past."""
     check_choice(mode, "mode", MODES)
     return DTransformer(TransformerConfig(vocab_size=vocab_size, max_len=length, d_model=size.d_model,
-                                          n_layers=size.n_layers, n_heads=size.n_heads, zero_past=mode == "bigram"))
+                                          n_layers=size.n_layers, n_heads=size.n_heads, zero_past=mode == "bigram",
+                                          kernels=kernels))
 
 
-def train_model(size: ModelSize, mode: str, corpus: CharCorpus, config: GapConfig, seed: int = 0,
-                device=None, progress: bool = True) -> DTransformer:
-    """Train one model: vanilla (β = 1), myopic (β = 0) or transformer bigram, from the init and the
-    batches that ``seed`` fixes for every mode."""
-    torch.manual_seed(seed)
-    model = build(size, corpus.tokenizer.vocab_size, config.length, mode).to(device or "cpu")
+def converged(curve: list[tuple[int, float]], budgets: tuple[int, ...], tolerance: float) -> bool:
+    """The convergence rule: the last evaluation is at a budget b of ``budgets`` whose half b/2 was
+    also evaluated, and the loss fell by less than ``tolerance`` (relative) from b/2 to b."""
+    losses = dict(curve)
+    step = curve[-1][0]
+    return step in budgets and step // 2 in losses and (losses[step // 2] - losses[step]) < tolerance * losses[step // 2]
+
+
+def train_run(model: DTransformer, mode: str, corpus: CharCorpus, config: GapConfig, steps: int,
+              data_seed: int, val: torch.Tensor, schedule: str = "constant", warmup: int | None = None,
+              stop: bool = False, progress: bool = True, description: str = "") -> list[tuple[int, float]]:
+    """Train ``model`` in ``mode`` ("vanilla" or "myopic", β = 0) for ``steps`` on batches seeded by
+    ``data_seed``; returns the validation curve [(steps done, mean loss)]. ``stop`` applies the
+    convergence rule."""
     batches = random_windows(corpus.train, config.batch_size, config.length,
-                             generator=torch.Generator().manual_seed(seed))
+                             generator=torch.Generator().manual_seed(data_seed))
     with myopic(model, beta=0.0) if mode == "myopic" else nullcontext():
-        d_training(model, batches, config.steps, optimizer="adamw", lr=config.lr, schedule="cosine",
-                   warmup=config.warmup, grad_clip=1.0, seed=seed, progress=progress,
-                   description=f"{size.name} {mode} (seed {seed})")
-    return model
+        history = d_training(model, batches, steps, optimizer="adamw", lr=config.lr, schedule=schedule,
+                             warmup=config.warmup if warmup is None else warmup, grad_clip=1.0, progress=progress,
+                             description=description, eval_fn=lambda m: window_losses(m, val).mean().item(),
+                             eval_every=config.eval_every,
+                             stop_when=(lambda h: converged(h.evaluations, config.budgets, config.tolerance))
+                             if stop else None)
+    return [(step, round(loss, 5)) for step, loss in history.evaluations]
 
 
 @torch.no_grad()
-def future_token_probes(model, windows: torch.Tensor, horizons=(1, 2, 3)) -> dict[str, list[float]]:
-    """Accuracy of linear probes that read the state X after each layer (X_0, X_2, …, X_2L) at
+def future_token_probes(model, windows: torch.Tensor, horizons=HORIZONS) -> dict[str, list[float]]:
+    """Accuracy of linear probes that read the state X after each layer (X_0, X_1, …, X_L) at
     position t and predict the token at t + h, for each horizon h. Half of ``windows`` fits the
     probes, half scores them."""
-    device = device_of(model)
-    _, stream = trace(model, windows.to(device))
-    states = [stream.layer(l).cpu() for l in range(stream.n_layers + 1)]  # X_0, X_1, …, X_L
+    _, stream = trace(model, windows.to(device_of(model)))
+    states = [stream.layer(l).cpu() for l in range(stream.n_layers + 1)]
     half, n, h_max = len(windows) // 2, windows.shape[1], max(horizons)
     result = {}
     for h in horizons:
@@ -113,50 +145,130 @@ def future_token_probes(model, windows: torch.Tensor, horizons=(1, 2, 3)) -> dic
     return result
 
 
+def probe_baselines(windows: torch.Tensor, vocab_size: int, horizons=HORIZONS) -> dict[str, dict[str, float]]:
+    """What a future-token probe must beat, on the same split as :func:`future_token_probes`:
+    ``majority`` (always the most frequent token of the fitting half) and ``next_token`` (the most
+    frequent token at t + h given the true token at t + 1, counted on the fitting half: what a state
+    that knew the next token exactly, and nothing else, would give)."""
+    half, n, h_max = len(windows) // 2, windows.shape[1], max(horizons)
+    result = {}
+    for h in horizons:
+        targets = windows[:, h:n - h_max + h]
+        nexts = windows[:, 1:n - h_max + 1]
+        fit_t, score_t = targets[:half].reshape(-1), targets[half:].reshape(-1)
+        fit_n, score_n = nexts[:half].reshape(-1), nexts[half:].reshape(-1)
+        majority = torch.bincount(fit_t, minlength=vocab_size).argmax()
+        table = torch.zeros(vocab_size, vocab_size, dtype=torch.long).index_put_((fit_n, fit_t), torch.ones_like(fit_t),
+                                                                              accumulate=True)
+        result[str(h)] = {"majority": (score_t == majority).double().mean().item(),
+                          "next_token": (table.argmax(1)[score_n] == score_t).double().mean().item()}
+    return result
+
+
 def _rounded(values: torch.Tensor, digits: int = 5) -> list[float]:
     return [round(v, digits) for v in values.tolist()]
 
 
-def budget_sweep(config: GapConfig, corpus: CharCorpus, val: torch.Tensor, device=None,
-                 progress: bool = True) -> dict:
-    """Vanilla and myopic models of ``config.budget_size`` trained for each of ``config.budget_steps``
-    (seed 0): does the gap close with more training? Returns {steps: {mode: per-window losses}}."""
-    size = next(s for s in config.sizes if s.name == config.budget_size)
-    sweep = {}
-    for steps in config.budget_steps:
-        budget = replace(config, steps=steps)
-        sweep[str(steps)] = {mode: _rounded(window_losses(train_model(size, mode, corpus, budget, 0, device, progress),
-                                                          val).mean(1))
-                             for mode in ("vanilla", "myopic")}
-    return sweep
+def _summary(model, val: torch.Tensor, probe_set: torch.Tensor | None, curve, seconds: float) -> dict:
+    losses = window_losses(model, val)
+    record = {"curve": curve, "steps": curve[-1][0], "window_loss": _rounded(losses.mean(1)),
+              "by_position": _rounded(losses.mean(0)), "seconds": round(seconds, 1)}
+    if probe_set is not None:
+        record["probes"] = future_token_probes(model, probe_set)
+    return record
 
 
-def run(config: GapConfig, device=None, progress: bool = True, sizes: bool = True, budget: bool = True) -> dict:
-    """Train every (size, mode, seed) and return per-window losses, loss by position and probes, and
-    (``budget``) the training-budget sweep of :func:`budget_sweep`."""
+def run_seed(size: ModelSize, seed: int, corpus: CharCorpus, config: GapConfig, val: torch.Tensor,
+             probe_set: torch.Tensor, device=None, progress: bool = True) -> dict:
+    """One (size, seed): vanilla until converged, myopic for as many steps, and the two fine-tuned arms
+    from the converged vanilla weights."""
+    vocab = corpus.tokenizer.vocab_size
+    torch.manual_seed(seed)
+    init = build(size, vocab, config.length, "vanilla", config.kernels).to(device or "cpu")
+    untrained_probes = future_token_probes(init, probe_set)
+    entry = {"scratch": {}, "finetuned": {}, "untrained_probes": untrained_probes}
+
+    start = time.perf_counter()
+    vanilla = copy.deepcopy(init)
+    curve = train_run(vanilla, "vanilla", corpus, config, config.budgets[-1], seed, val, stop=True,
+                      progress=progress, description=f"{size.name} vanilla (seed {seed})")
+    entry["scratch"]["vanilla"] = _summary(vanilla, val, probe_set, curve, time.perf_counter() - start)
+    entry["converged"] = converged(curve, config.budgets, config.tolerance)
+    steps = curve[-1][0]
+
+    start = time.perf_counter()
+    myopic_model = copy.deepcopy(init)
+    curve = train_run(myopic_model, "myopic", corpus, config, steps, seed, val, progress=progress,
+                      description=f"{size.name} myopic (seed {seed}, {steps} steps)")
+    entry["scratch"]["myopic"] = _summary(myopic_model, val, probe_set, curve, time.perf_counter() - start)
+
+    for mode in ("vanilla", "myopic"):
+        start = time.perf_counter()
+        model = copy.deepcopy(vanilla)
+        curve = train_run(model, mode, corpus, config, config.finetune_steps, seed + 10_000, val,
+                          schedule="cosine", warmup=0, progress=progress,
+                          description=f"{size.name} fine-tune {mode} (seed {seed})")
+        entry["finetuned"][mode] = _summary(model, val, None, curve, time.perf_counter() - start)
+    entry["parameters"] = sum(p.numel() for p in init.parameters())
+    return entry
+
+
+@contextmanager
+def _locked(path: Path):
+    """Hold an exclusive lock on ``path``'s lock file (several processes may write one result file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read(path: Path, config: GapConfig) -> dict:
+    result = json.loads(path.read_text()) if path.exists() else {}
+    if result.get("config") not in (None, json.loads(json.dumps(asdict(config)))):
+        raise ValueError(f"{path} holds another configuration; remove it or choose another --out")
+    return result
+
+
+def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None,
+        device=None, progress: bool = True) -> dict:
+    """Train every (size, seed) of ``config`` (or of the ``sizes`` and ``seeds`` named) not already in
+    ``out``, writing ``out`` after each; returns the file's content."""
     corpus = shakespeare(n_plays=config.n_plays)
     val = fixed_windows(corpus.val, config.n_val, config.length, seed=1)
     probe_set = fixed_windows(corpus.val, config.probe_windows, config.length, seed=2)
-    result = {"config": asdict(config), "vocab_size": corpus.tokenizer.vocab_size, "sizes": {}, "seconds": {}}
-    if budget and config.budget_size is not None:
-        start = time.perf_counter()
-        result["budget"] = budget_sweep(config, corpus, val, device, progress)
-        result["seconds"]["budget sweep"] = time.perf_counter() - start
-    for size in (config.sizes if sizes else ()):
-        entry = {"parameters": None, **{mode: [] for mode in MODES}}
+    vocab = corpus.tokenizer.vocab_size
+    with _locked(out):
+        result = _read(out, config)
+        result.update(config=asdict(config), vocab_size=vocab, device=str(device or "cpu"),
+                      threads=torch.get_num_threads(),
+                      bigram=round(ngram_log_loss(corpus.train, val, vocab, order=2), 5),
+                      probe_baselines=probe_baselines(probe_set, vocab))
+        result.setdefault("sizes", {})
+        out.write_text(json.dumps(result, separators=(",", ":")))
+    for size in config.sizes:
+        if sizes is not None and size.name not in sizes:
+            continue
         for seed in config.seeds:
-            for mode in MODES:
-                start = time.perf_counter()
-                model = train_model(size, mode, corpus, config, seed, device, progress)
-                result["seconds"][f"{size.name} {mode} seed {seed}"] = time.perf_counter() - start
-                entry["parameters"] = sum(p.numel() for p in model.parameters())
-                losses = window_losses(model, val)
-                record = {"seed": seed, "window_loss": _rounded(losses.mean(1)), "by_position": _rounded(losses.mean(0))}
-                if mode != "bigram":
-                    record["probes"] = future_token_probes(model, probe_set)
-                entry[mode].append(record)
-        result["sizes"][size.name] = entry
-    result["device"] = str(device or "cpu")
+            if seeds is not None and seed not in seeds:
+                continue
+            if str(seed) in result["sizes"].get(size.name, {}).get("seeds", {}):
+                continue
+            entry = run_seed(size, seed, corpus, config, val, probe_set, device, progress)
+            with _locked(out):
+                result = _read(out, config)
+                block = result["sizes"].setdefault(size.name, {"d_model": size.d_model, "n_layers": size.n_layers,
+                                                               "n_heads": size.n_heads, "seeds": {}})
+                block["parameters"] = entry.pop("parameters")
+                block["seeds"][str(seed)] = entry
+                out.write_text(json.dumps(result, separators=(",", ":")))
+            scratch, tuned = entry["scratch"], entry["finetuned"]
+            print(f"{size.name} seed {seed}: {scratch['vanilla']['steps']} steps (converged: {entry['converged']}); "
+                  f"vanilla {scratch['vanilla']['curve'][-1][1]:.3f}, myopic {scratch['myopic']['curve'][-1][1]:.3f}; "
+                  f"fine-tuned vanilla {tuned['vanilla']['curve'][-1][1]:.3f}, myopic {tuned['myopic']['curve'][-1][1]:.3f}",
+                  flush=True)
     return result
 
 
@@ -174,21 +286,58 @@ def paired_bootstrap(a, b, n_boot: int = 2000, seed: int = 0) -> tuple[float, fl
     return diff.mean().item(), means.quantile(0.025).item(), means.quantile(0.975).item()
 
 
-def main(argv=None) -> Path:
-    def only_budget(parser):
-        parser.add_argument("--only-budget", action="store_true",
-                            help="run only the training-budget sweep and add it to an existing result file")
+def seed_interval(values, level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of independent runs' ``values`` (one per seed) and its Student-t interval at ``level``
+    (n − 1 degrees of freedom): the uncertainty that comes from training, not from the test windows."""
+    from scipy import stats
 
-    args, device = script_arguments(__doc__, SCALES, argv, extra=only_budget)
-    config = SCALES[args.scale]
-    if args.only_budget:
-        result = json.loads((args.out or RESULTS / f"myopia_gap_{args.scale}.json").read_text())
-        sweep = run(config, device=device, sizes=False)
-        result["budget"], result["seconds"]["budget sweep"] = sweep["budget"], sweep["seconds"]["budget sweep"]
-        result["config"] = sweep["config"]
-    else:
-        result = run(config, device=device)
-    return write_result(result, "myopia_gap", args.scale, args.out)
+    x = torch.as_tensor(values, dtype=torch.float64)
+    if x.ndim != 1 or len(x) < 2:
+        raise ValueError(f"values must hold one number per seed, at least 2, got {list(x.shape)}")
+    half = float(stats.t.ppf(0.5 + level / 2, len(x) - 1)) * x.std().item() / len(x) ** 0.5
+    return x.mean().item(), x.mean().item() - half, x.mean().item() + half
+
+
+def seed_gaps(result: dict, size: str, phase: str = "scratch") -> list[dict]:
+    """Per seed of ``size`` in ``phase`` ("scratch" or "finetuned"): steps, the vanilla and myopic
+    validation losses, the gap (myopic − vanilla) and its paired bootstrap interval over windows."""
+    check_choice(phase, "phase", ("scratch", "finetuned"))
+    if size not in result["sizes"]:
+        raise ValueError(f"size must be one of {sorted(result['sizes'])}, got {size!r}")
+    rows = []
+    for seed, entry in sorted(result["sizes"][size]["seeds"].items(), key=lambda item: int(item[0])):
+        vanilla, myopic_run = entry[phase]["vanilla"], entry[phase]["myopic"]
+        gap, low, high = paired_bootstrap(vanilla["window_loss"], myopic_run["window_loss"])
+        rows.append(dict(seed=int(seed), steps=vanilla["steps"], converged=entry["converged"],
+                         vanilla=sum(vanilla["window_loss"]) / len(vanilla["window_loss"]),
+                         myopic=sum(myopic_run["window_loss"]) / len(myopic_run["window_loss"]),
+                         gap=gap, window_low=low, window_high=high))
+    return rows
+
+
+def gap_curves(result: dict, size: str) -> tuple[list[int], dict[str, torch.Tensor]]:
+    """The steps at which every seed of ``size`` evaluated both from-scratch runs, and at those steps
+    ``(seeds, steps)`` tensors (seeds in increasing order) of the vanilla loss, the myopic loss and the gap."""
+    seeds = result["sizes"][size]["seeds"]
+    entries = [seeds[k]["scratch"] for k in sorted(seeds, key=int)]  # in seed order, as seed_gaps
+    steps = sorted(set.intersection(*(set(s for s, _ in e[m]["curve"]) for e in entries for m in ("vanilla", "myopic"))))
+    table = {m: torch.tensor([[dict(e[m]["curve"])[s] for s in steps] for e in entries], dtype=torch.float64)
+             for m in ("vanilla", "myopic")}
+    table["gap"] = table["myopic"] - table["vanilla"]
+    return steps, table
+
+
+def main(argv=None) -> Path:
+    def selection(parser):
+        parser.add_argument("--sizes", nargs="*", default=None, help="only these sizes (default: all)")
+        parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: all)")
+
+    args, device = script_arguments(__doc__, SCALES, argv, extra=selection)
+    out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
+    run(SCALES[args.scale], out, sizes=tuple(args.sizes) if args.sizes else None,
+        seeds=tuple(args.seeds) if args.seeds else None, device=device)
+    print(f"wrote {out}")
+    return out
 
 
 if __name__ == "__main__":
