@@ -25,6 +25,12 @@ it lets a path climb the whole stack once per written token: the longest path gr
 ``written_positions`` restricts that edge to the positions that hold a written token: in a format
 that interleaves given tokens with written ones (g₁ s₁ g₂ s₂ …, chapter 4), only the s positions
 receive one, and the given g positions stay plain inputs.
+
+``thought_positions`` adds the same edge (2L, t − 1) → (0, t) for a *continuous thought* (chapter
+7; Hao et al. 2024): the top state itself, not a token sampled from it, is the input at t. The edge
+is differentiable, so gradient crosses it, where a sampling edge carries none. A filler token (a
+fixed input, chapter 4) adds a position and no edge. :meth:`StateGraph.longest_path` measures the
+forward path; ``longest_path(gradient=True)`` keeps only the edges that gradient crosses.
 """
 
 from __future__ import annotations
@@ -46,34 +52,49 @@ class StateGraph:
     #: With ``written=True``, the positions whose input is the token sampled from the output just
     #: before them (each in [1, length − 1]); None: every position after the first.
     written_positions: frozenset[int] | None = None
+    #: The positions whose input is the top state of the position before them, fed back as a
+    #: vector (a continuous thought; each in [1, length − 1]). Gradient crosses these edges.
+    thought_positions: frozenset[int] = frozenset()
 
     def __post_init__(self):
         check_int(self.n_layers, "n_layers")
         check_int(self.length, "length")
         if not isinstance(self.written, bool):
             raise TypeError(f"written must be a bool, got {type(self.written).__name__}")
+        object.__setattr__(self, "thought_positions", self._positions(self.thought_positions, "thought_positions"))
         if self.written_positions is None:
+            if self.written and self.thought_positions:
+                raise ValueError("with thought_positions, name the written ones too (written_positions)")
             return
         if not self.written:
             raise ValueError("written_positions needs written=True")
+        positions = self._positions(self.written_positions, "written_positions")
+        if positions & self.thought_positions:
+            raise ValueError(f"a position holds a written token or a thought, not both: {sorted(positions & self.thought_positions)}")
+        object.__setattr__(self, "written_positions", positions)  # frozen: normalise once
+
+    def _positions(self, positions, name: str) -> frozenset[int]:
         try:
-            positions = frozenset(self.written_positions)
+            positions = frozenset(positions)
         except TypeError:
-            raise TypeError("written_positions must be an iterable of positions (ints), "
-                            f"got {type(self.written_positions).__name__}") from None
+            raise TypeError(f"{name} must be an iterable of positions (ints), got {type(positions).__name__}") from None
         for t in positions:
             if isinstance(t, bool) or not isinstance(t, int):
-                raise TypeError(f"written_positions must hold ints, got {t!r}")
+                raise TypeError(f"{name} must hold ints, got {t!r}")
             if not 1 <= t < self.length:
-                raise ValueError(f"each of written_positions must be in [1, {self.length - 1}] "
+                raise ValueError(f"each of {name} must be in [1, {self.length - 1}] "
                                  f"(position 0 has no output before it), got {t}")
-        object.__setattr__(self, "written_positions", positions)  # frozen: normalise once
+        return positions
 
     def receives_written_token(self, t: int) -> bool:
         """The input at position t is the token sampled from the output at t − 1."""
         if not self.written or t == 0:
             return False
         return self.written_positions is None or t in self.written_positions
+
+    def receives_thought(self, t: int) -> bool:
+        """The input at position t is the top state at t − 1, fed back (differentiable)."""
+        return t in self.thought_positions
 
     @property
     def n_states(self) -> int:
@@ -93,8 +114,8 @@ class StateGraph:
     def parents(self, i: int, t: int) -> list[tuple[int, int]]:
         """The states that (i, t) is computed from directly."""
         self._check_node(i, t)
-        if i == 0:  # an input: a given token, or (written) the token sampled from the output before it
-            return [(self.n_states - 1, t - 1)] if self.receives_written_token(t) else []
+        if i == 0:  # an input: a given token, or the output before it (a sampled token or a thought)
+            return [(self.n_states - 1, t - 1)] if self.receives_written_token(t) or self.receives_thought(t) else []
         if self.is_attention(i):
             return [(i - 1, s) for s in range(t + 1)]
         return [(i - 1, t)]
@@ -140,17 +161,26 @@ class StateGraph:
         """Number of paths from any input to any output."""
         return sum(self.n_paths(s, t) for s in range(self.length) for t in range(self.length))
 
-    def longest_path(self) -> int:
-        """Edges on the longest path from any input (0, s) to any output (2L, t). Every edge of
+    def carries_gradient(self, parent: tuple[int, int], child: tuple[int, int]) -> bool:
+        """Whether backpropagation crosses the edge ``parent → child``: every edge but a sampling one."""
+        return not (child[0] == 0 and self.receives_written_token(child[1]))
+
+    def longest_path(self, gradient: bool = False) -> int:
+        """Edges on the longest path from any input (0, s) to any output (2L, t); with
+        ``gradient=True``, on the longest path that gradient crosses (no sampling edge). Every edge of
         the model climbs one state, so without written tokens it is 2L (L layers of two updates),
         independent of ``length``; with a written token at every position it is 2L · ℓ + ℓ − 1
         (the whole stack once per position, plus one sampling edge between neighbours). With
         ``written_positions`` = the odd positions of ℓ = 2n (g₁ s₁ … g_n s_n) it is
         n(2L + 1) + 2L: between two written tokens the path climbs from s_{j−1} through g_j's
-        position (attention reads s_{j−1}), 2L edges, then samples s_j, one edge."""
+        position (attention reads s_{j−1}), 2L edges, then samples s_j, one edge. Thoughts in place
+        of the written tokens give the same forward path, and gradient crosses all of it; across a
+        written token it does not, so the gradient path stays within one climb of 2L edges."""
+        if not isinstance(gradient, bool):
+            raise TypeError(f"gradient must be a bool, got {type(gradient).__name__}")
         longest = {}
         for node in self.topological_order():
-            parents = self.parents(*node)
+            parents = [p for p in self.parents(*node) if not gradient or self.carries_gradient(p, node)]
             longest[node] = 1 + max(longest[p] for p in parents) if parents else 0
         return max(longest[(self.n_states - 1, t)] for t in range(self.length))
 
@@ -159,8 +189,9 @@ class StateGraph:
         that go through exactly j nonlinear blocks (sublayers), j = 0 … 2L; the other 2L − j
         updates are crossed through the residual identity. Attention blocks may move to any earlier
         position; identities and MLP blocks stay. (Without written tokens only.)"""
-        if self.written:
-            raise ValueError("paths_by_blocks counts the paths of one forward pass: use written=False")
+        if self.written or self.thought_positions:
+            raise ValueError("paths_by_blocks counts the paths of one forward pass: use written=False "
+                             "and no thought_positions")
         blocks = self.n_states - 1
         # ways[(i, t)][j]: paths from any input to (i, t) through j blocks
         ways = {(0, t): [1] + [0] * blocks for t in range(self.length)}

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import torch
 
-from ..hooks import hooked
+from ..hooks import hooked, perturbed, state_names, zero_deltas
 from ..models import DTransformer
 from ..validation import check_tokens
 
@@ -31,7 +31,8 @@ def thought_mask(x: torch.Tensor, thought_token: int) -> torch.Tensor:
     return x == thought_token
 
 
-def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: bool = False):
+def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: bool = False,
+          deltas: dict[str, torch.Tensor] | None = None):
     """Run ``model`` on token ids ``x (batch, ℓ)`` in which the positions marked by ``thoughts``
     (booleans of the same shape) are continuous thoughts; returns ``(logits, fed_back)``.
 
@@ -39,7 +40,10 @@ def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: 
     may sit at position 0 (it needs a position before it). The token id at a thought position is a
     placeholder: only its positional embedding is used. ``fed_back`` is ``(batch, c, d_e)``: the vector
     each of the c thoughts received, in order. ``detach=True`` feeds back ``sg(h)``: the values are
-    the same, but no gradient crosses from a thought to the position before it.
+    the same, but no gradient crosses from a thought to the position before it. ``deltas`` (as for
+    :func:`~mini_transformer.hooks.perturbed`) are added to the named states in every pass, after a
+    thought is fed in and before the top state is read: their gradient is the total gradient of each
+    state, through the final pass and through every thought it feeds (:func:`state_gradients`).
     """
     if not isinstance(model, DTransformer):
         raise TypeError(f"model must be a DTransformer, got {type(model).__name__}")
@@ -71,7 +75,7 @@ def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: 
 
     top = model.hook_points()[f"L{model.config.n_layers}.mlp"]
     for _ in range(len(positions) + 1):  # pass j fills thought j (0-based); the last pass reads them all
-        with hooked(model, {"X0": feed, top.name: keep_top}):
+        with hooked(model, {"X0": feed}), perturbed(model, deltas or {}), hooked(model, {top.name: keep_top}):
             logits = model(x)
         if len(fed_back) == len(positions):
             break
@@ -81,3 +85,19 @@ def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: 
     stacked = torch.stack(fed_back, 1) if fed_back else x.new_zeros((x.shape[0], 0, model.config.d_model),
                                                                     dtype=logits.dtype)
     return logits, stacked
+
+
+def state_gradients(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, loss_fn,
+                    detach: bool = False) -> torch.Tensor:
+    """``G (2L + 1, ℓ)``: the batch mean of ‖∂ loss / ∂X_i[p]‖ for every state of the grid, where
+    ``loss = loss_fn(logits)`` and the logits come from :func:`think` (chapter 3's G, with thoughts).
+    With ``detach=False`` a state's gradient includes what reaches it back through the thoughts it
+    feeds; with ``detach=True`` only what reaches it through attention and the residual stream, as
+    for a written token (no gradient crosses sampling). Give ``loss_fn`` a loss summed over the
+    batch so that each sequence's gradient is its own."""
+    deltas = zero_deltas(model, x.shape[0], x.shape[1])
+    for delta in deltas.values():
+        delta.requires_grad_(True)
+    logits, _ = think(model, x, thoughts, detach=detach, deltas=deltas)
+    grads = torch.autograd.grad(loss_fn(logits), [deltas[name] for name in state_names(model)])
+    return torch.stack([g.norm(dim=-1).mean(0) for g in grads])

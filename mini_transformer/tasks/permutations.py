@@ -202,3 +202,28 @@ def write_and_read(model, g: torch.Tensor) -> torch.Tensor:
 def written_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
     """``(length,)``: the share of sequences whose self-written s_t is right, for t = 1 … n."""
     return (write_and_read(model, g) == s).float().mean(0)
+
+
+#: The placeholder at a continuous-thought position (chapter 7): vocabulary = the written format's
+#: 12 tokens, then this one. Only its position is used (analysis/thoughts.py feeds a vector in).
+THOUGHT = WRITTEN_VOCAB
+THOUGHT_VOCAB = WRITTEN_VOCAB + 1
+
+
+def with_thoughts(g: torch.Tensor, s: torch.Tensor, n_thoughts: int) -> torch.Tensor:
+    """The chain format of chapter 7: ``(batch, 2n − 1)`` tokens g_1, w_1, g_2, w_2, …, g_n, where the
+    answer s_n is what the model outputs after g_n and each w_t (t < n) is either the written token
+    6 + s_t or, for the first ``n_thoughts`` steps, the placeholder ``THOUGHT`` (a continuous thought
+    fills it). ``n_thoughts = 0`` is the written format without its last token; ``n − 1``: every
+    step a thought (a curriculum stage of Hao et al. 2024 replaces written steps from the first on)."""
+    g = check_tokens(g, name="g", vocab_size=ORDER, max_len=10**9)
+    if not isinstance(s, torch.Tensor) or s.shape != g.shape:
+        raise ValueError(f"s must be a tensor of g's shape {tuple(g.shape)}, got {tuple(getattr(s, 'shape', ()))}")
+    n = g.shape[1]
+    if isinstance(n_thoughts, bool) or not isinstance(n_thoughts, int) or not 0 <= n_thoughts <= n - 1:
+        raise ValueError(f"n_thoughts must be an int in [0, {n - 1}] (one per step before the last), got {n_thoughts!r}")
+    written = s[:, :-1] + ORDER
+    written[:, :n_thoughts] = THOUGHT
+    x = torch.empty(g.shape[0], 2 * n - 1, dtype=torch.long, device=g.device)
+    x[:, 0::2], x[:, 1::2] = g, written
+    return x

@@ -1,0 +1,169 @@
+"""Continuous thoughts on the S3 word problem (chapter 7): a one-layer model that feeds its last
+hidden state back as the next input (Hao et al. 2024, "Coconut", arXiv 2412.06769), trained five ways.
+
+The format is chapter 4's written one with the written running products replaced by thoughts
+(:func:`~mini_transformer.tasks.permutations.with_thoughts`): g_1 θ_1 g_2 θ_2 … g_K, and the answer
+s_K = g_K ∘ … ∘ g_1 is read after g_K (logits over the six s tokens). A thought θ_t receives
+layer_norm(X_top) at the position of g_t (:func:`~mini_transformer.analysis.thoughts.think`), the vector
+that the written format would decode into the token s_t. One layer composes one pair per pass, so
+without thoughts this depth gets no further than chapter 4's silent model.
+
+Arms (every arm trains the same total number of steps, AdamW, cosine schedule per stage):
+
+* ``decoded``: every step is a thought and each is *supervised*: the output after g_t is trained to
+  be s_t (chapter 4's pilot; the fed-back vector is detached, so this is the written format with a
+  vector in place of the sampled token).
+* ``curriculum``: Coconut's schedule. Stage j = 0 … K − 1 turns the first j written steps into
+  thoughts; the loss is on the written steps left and the answer, never on a thought; the optimizer
+  is reset at each stage. The last stage is answer-only. With backpropagation through the chain
+  (``curriculum``) and without (``curriculum_detached``: the fed-back vector is ``sg(h)``).
+* ``answer_only``: the last stage from the start (no curriculum), with and without backpropagation
+  through the chain (``answer_only_detached``).
+
+Each model is scored on the answer after K steps with every step a thought, on fresh sequences.
+
+    python -m mini_transformer.experiments.continuous_thoughts --scale small   # the committed file, CPU
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from ..analysis.thoughts import think
+from ..config import TransformerConfig
+from ..models import DTransformer, device_of
+from ..tasks import permutations as s3
+from ..training import train
+from ..validation import check_choice
+from . import RESULTS, load_result, script_arguments, write_result
+
+ARMS = ("decoded", "curriculum", "curriculum_detached", "answer_only", "answer_only_detached")
+
+
+@dataclass(frozen=True)
+class ThoughtConfig:
+    """Model, steps and the chain lengths K of the thought experiment."""
+
+    lengths: tuple[int, ...] = (4, 6)  # K: elements composed; K − 1 thoughts
+    arms: tuple[str, ...] = ARMS
+    steps_per_stage: int = 250  # the curriculum has K stages; every arm trains K × this many steps
+    batch_size: int = 64
+    d_model: int = 64
+    n_heads: int = 4
+    n_layers: int = 1
+    lr: float = 1e-3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    n_test: int = 2000
+
+
+SCALES = {
+    "tiny": ThoughtConfig(lengths=(3,), steps_per_stage=5, d_model=16, n_heads=2, seeds=(0,), n_test=64),
+    "small": ThoughtConfig(),
+    "full": ThoughtConfig(lengths=(4, 6, 8, 12), steps_per_stage=2000, d_model=128, n_test=10000),
+}
+
+
+def build(config: ThoughtConfig, length: int) -> DTransformer:
+    return DTransformer(TransformerConfig(vocab_size=s3.THOUGHT_VOCAB, max_len=2 * length - 1,
+                                          d_model=config.d_model, n_layers=config.n_layers, n_heads=config.n_heads))
+
+
+def answer_logits(logits: torch.Tensor) -> torch.Tensor:
+    """``(batch, n, 6)``: the output after each g_t (even positions), over the six s tokens."""
+    return logits[:, 0::2, s3.ORDER:2 * s3.ORDER]
+
+
+def chain_loss(model, g: torch.Tensor, s: torch.Tensor, n_thoughts: int, supervise_thoughts: bool = False,
+               detach: bool = False) -> torch.Tensor:
+    """Cross-entropy of the output after each g_t against s_t, over the steps that are supervised:
+    every written step (its next token), the answer s_n, and the thought steps only if
+    ``supervise_thoughts``. The first ``n_thoughts`` steps are continuous thoughts."""
+    x = s3.with_thoughts(g, s, n_thoughts)
+    logits, _ = think(model, x, x == s3.THOUGHT, detach=detach)
+    first = 0 if supervise_thoughts else n_thoughts
+    out = answer_logits(logits)[:, first:]
+    return F.cross_entropy(out.reshape(-1, s3.ORDER), s[:, first:].reshape(-1))
+
+
+@torch.no_grad()
+def chain_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``(n,)``: with every step a thought, how often the output after g_t is s_t (the last entry is
+    the answer; earlier entries decode the thoughts, trained only in the ``decoded`` arm)."""
+    model.eval()
+    device = device_of(model)
+    g, s = g.to(device), s.to(device)
+    x = s3.with_thoughts(g, s, g.shape[1] - 1)
+    logits, _ = think(model, x, x == s3.THOUGHT)
+    return (answer_logits(logits).argmax(-1) == s).float().mean(0).cpu()
+
+
+def stages(arm: str, length: int) -> list[dict]:
+    """The training stages of ``arm`` for chains of ``length``: keyword arguments of :func:`chain_loss`."""
+    check_choice(arm, "arm", ARMS)
+    last = length - 1
+    detach = arm.endswith("detached")
+    if arm == "decoded":
+        return [dict(n_thoughts=last, supervise_thoughts=True, detach=True)] * length
+    if arm.startswith("curriculum"):
+        return [dict(n_thoughts=j, supervise_thoughts=False, detach=detach) for j in range(length)]
+    return [dict(n_thoughts=last, supervise_thoughts=False, detach=detach)] * length
+
+
+def train_arm(arm: str, length: int, config: ThoughtConfig, seed: int = 0, device=None, progress: bool = True):
+    """A fresh model trained by ``arm`` on chains of ``length``; returns ``(model, seconds)``. Every arm
+    runs ``length`` stages of ``steps_per_stage`` (a new optimizer and cosine schedule per stage, as
+    Coconut resets it; the arms without a curriculum repeat one stage)."""
+    torch.manual_seed(seed)
+    model = build(config, length).to(device or "cpu")
+    batches = s3.silent_batches(config.batch_size, length, seed=seed)
+    start = time.perf_counter()
+    for j, kwargs in enumerate(stages(arm, length)):
+        train(model, lambda m, g, s: chain_loss(m, g, s, **kwargs), batches, config.steps_per_stage,
+              lr=config.lr, schedule="cosine", warmup=min(50, config.steps_per_stage // 10), grad_clip=1.0,
+              device=device, progress=progress, description=f"{arm} K={length} stage {j}")
+    return model, time.perf_counter() - start
+
+
+def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, scale: str = "custom") -> dict:
+    """Train every (K, arm, seed) of ``config``; with ``out``, the file is rewritten after each run
+    and a rerun with the same configuration resumes where it stopped."""
+    result = {"config": asdict(config), "chance": 1 / s3.ORDER, "accuracy": {}, "seconds": {}}
+    if out is not None and Path(out).exists():
+        previous = json.loads(Path(out).read_text())
+        if previous.get("config") != json.loads(json.dumps(asdict(config))):
+            raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
+        result.update(accuracy=previous["accuracy"], seconds=previous["seconds"])
+    for length in config.lengths:
+        g, s = s3.sample(config.n_test, length, torch.Generator().manual_seed(10_000 + length))
+        for arm in config.arms:
+            for seed in config.seeds:
+                key = f"{arm}/{length}/{seed}"
+                if key in result["accuracy"]:
+                    continue
+                model, seconds = train_arm(arm, length, config, seed, device, progress)
+                result["accuracy"][key] = [round(a, 4) for a in chain_accuracy(model, g, s).tolist()]
+                result["seconds"][key] = round(seconds, 1)
+                print(f"{key}: answer {result['accuracy'][key][-1]:.3f} ({seconds:.0f} s)", flush=True)
+                if out is not None:
+                    write_result(result, "continuous_thoughts", scale, Path(out))
+    return result
+
+
+def load(path=None) -> dict:
+    return load_result("continuous_thoughts", path)
+
+
+def main(argv=None):
+    args, device = script_arguments(__doc__, SCALES, argv)
+    out = args.out or RESULTS / f"continuous_thoughts_{args.scale}.json"
+    return write_result(run(SCALES[args.scale], out, device, scale=args.scale), "continuous_thoughts", args.scale, out)
+
+
+if __name__ == "__main__":
+    main()

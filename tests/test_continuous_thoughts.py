@@ -1,0 +1,120 @@
+"""Chapter 7's pieces: the chain format, thought edges in the state graph, the gradient through a
+chain of thoughts, and the training arms of experiments/continuous_thoughts.py."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from mini_transformer import DTransformer, TransformerConfig
+from mini_transformer.analysis.paths import StateGraph
+from mini_transformer.analysis.thoughts import state_gradients, think
+from mini_transformer.experiments import continuous_thoughts as ct
+from mini_transformer.tasks import permutations as s3
+
+
+def test_chain_format_replaces_the_first_written_steps_by_placeholders():
+    g = torch.tensor([[1, 2, 3, 4]])
+    s = s3.running_products(g)
+    written = s3.with_thoughts(g, s, 0)
+    assert written.tolist() == s3.interleave(g, s)[:, :-1].tolist()  # the written format, last token dropped
+    x = s3.with_thoughts(g, s, 2)
+    assert x[0, 0::2].tolist() == g[0].tolist()
+    assert x[0, 1::2].tolist() == [s3.THOUGHT, s3.THOUGHT, 6 + s[0, 2].item()]
+    with pytest.raises(ValueError, match="n_thoughts"):
+        s3.with_thoughts(g, s, 4)
+    with pytest.raises(ValueError, match="s must be"):
+        s3.with_thoughts(g, s[:, :2], 1)
+
+
+@pytest.mark.parametrize("n_layers", [1, 2])
+def test_thought_edges_carry_gradient_and_sampling_edges_do_not(n_layers):
+    n = 5
+    length, odd = 2 * n - 1, range(1, 2 * n - 1, 2)
+    written = StateGraph(n_layers, length, written=True, written_positions=odd)
+    thought = StateGraph(n_layers, length, thought_positions=odd)
+    filler = StateGraph(n_layers, length)
+    climb = 2 * n_layers
+    # n − 1 fed-back edges between n climbs: the same forward path for words and thoughts
+    assert written.longest_path() == thought.longest_path() == n * climb + (n - 1)
+    assert thought.longest_path(gradient=True) == thought.longest_path()
+    assert written.longest_path(gradient=True) == filler.longest_path() == filler.longest_path(gradient=True) == climb
+    assert thought.parents(0, 1) == [(climb, 0)] and thought.parents(0, 2) == []
+    assert thought.carries_gradient((climb, 0), (0, 1)) and not written.carries_gradient((climb, 0), (0, 1))
+
+
+def test_state_graph_rejects_bad_thought_positions():
+    with pytest.raises(ValueError, match="thought_positions"):
+        StateGraph(1, 4, thought_positions=[0])
+    with pytest.raises(TypeError, match="thought_positions"):
+        StateGraph(1, 4, thought_positions=[1.5])
+    with pytest.raises(ValueError, match="not both"):
+        StateGraph(1, 4, written=True, written_positions=[1], thought_positions=[1, 3])
+    with pytest.raises(ValueError, match="paths_by_blocks"):
+        StateGraph(1, 4, thought_positions=[1]).paths_by_blocks()
+    with pytest.raises(TypeError, match="gradient"):
+        StateGraph(1, 4).longest_path(gradient=1)
+
+
+def one_layer():
+    torch.manual_seed(0)
+    return DTransformer(TransformerConfig(vocab_size=s3.THOUGHT_VOCAB, max_len=7, d_model=16, n_layers=1,
+                                          n_heads=2)).double()
+
+
+def test_the_answer_reaches_earlier_top_states_only_through_the_chain():
+    model = one_layer()
+    g, s = s3.sample(8, 4, torch.Generator().manual_seed(0))
+    x = s3.with_thoughts(g, s, 3)
+
+    def answer_loss(logits):
+        return F.cross_entropy(logits[:, -1, 6:12], s[:, -1], reduction="sum")
+
+    chained = state_gradients(model, x, x == s3.THOUGHT, answer_loss)
+    cut = state_gradients(model, x, x == s3.THOUGHT, answer_loss, detach=True)
+    top, g_positions = chained.shape[0] - 1, [0, 2, 4]
+    # one layer: the top state of g_t is read only by the thought after it (and the unembedding at the end)
+    assert (chained[top, g_positions] > 1e-4).all() and (cut[top, g_positions] == 0).all()
+    assert (chained[top, 1::2] == 0).all()  # a thought's own top state feeds nothing
+    assert chained[0, 0] > cut[0, 0] > 0  # the first input: through attention either way, more with the chain
+    torch.testing.assert_close(chained[:, -1], cut[:, -1])  # the answer's own states: no chain above them
+    # the gradient of the sum is the sum of the gradients: the same as a plain backward pass
+    logits, _ = think(model, x, x == s3.THOUGHT)
+    model.zero_grad()
+    answer_loss(logits).backward()
+    assert model.embedding.token.weight.grad.abs().sum() > 0
+
+
+def test_chain_loss_supervises_what_the_arm_says():
+    model = one_layer()
+    g, s = s3.sample(4, 4, torch.Generator().manual_seed(1))
+    x = s3.with_thoughts(g, s, 2)
+    logits, _ = think(model, x, x == s3.THOUGHT)
+    out = ct.answer_logits(logits)
+    expected = F.cross_entropy(out[:, 2:].reshape(-1, 6), s[:, 2:].reshape(-1))  # written step 3 and the answer
+    torch.testing.assert_close(ct.chain_loss(model, g, s, 2), expected)
+    every = F.cross_entropy(out.reshape(-1, 6), s.reshape(-1))
+    torch.testing.assert_close(ct.chain_loss(model, g, s, 2, supervise_thoughts=True), every)
+    assert ct.chain_accuracy(model, g, s).shape == (4,)
+
+
+def test_stages_of_each_arm():
+    assert [st["n_thoughts"] for st in ct.stages("curriculum", 4)] == [0, 1, 2, 3]
+    assert all(not st["supervise_thoughts"] and not st["detach"] for st in ct.stages("curriculum", 4))
+    assert all(st["detach"] for st in ct.stages("curriculum_detached", 4))
+    assert ct.stages("answer_only", 3) == [dict(n_thoughts=2, supervise_thoughts=False, detach=False)] * 3
+    assert all(st["supervise_thoughts"] for st in ct.stages("decoded", 3))
+    with pytest.raises(ValueError, match="arm"):
+        ct.stages("coconut", 3)
+
+
+def test_tiny_script_runs_and_resumes(tmp_path):
+    out = tmp_path / "thoughts.json"
+    config = ct.SCALES["tiny"]
+    result = ct.run(config, out, progress=False, scale="tiny")
+    assert set(result["accuracy"]) == {f"{a}/3/0" for a in ct.ARMS}
+    assert all(len(v) == 3 and all(0 <= a <= 1 for a in v) for v in result["accuracy"].values())
+    again = ct.run(config, out, progress=False, scale="tiny")  # nothing left to train: read back
+    assert again["accuracy"] == result["accuracy"]
+    with pytest.raises(ValueError, match="another configuration"):
+        ct.run(ct.ThoughtConfig(lengths=(3,), steps_per_stage=6, d_model=16, n_heads=2, seeds=(0,), n_test=64), out,
+               progress=False)
