@@ -126,7 +126,11 @@ def seed_spread_table(chapter: str, live: dict[str, float], seed: int) -> dict[s
     values other seeds gave (:func:`seed_spread`), and its range over all of them; returns
     ``{name: (min, max)}`` and glues them as ``<name>_seed_lo`` and ``<name>_seed_hi``. This is how a
     chapter says how much its numbers move between seeds."""
-    recorded = seed_spread(chapter)
+    try:
+        recorded = seed_spread(chapter)
+    except ValueError:  # a new chapter: no other seed has run yet (scripts/seed_spread.py records them)
+        print(f"no other seed recorded for {chapter} yet: this run's numbers only")
+        recorded = {}
     ranges = {}
     for name, value in live.items():
         others = {s: v for s, v in recorded.get(name, {}).items() if s != seed}
