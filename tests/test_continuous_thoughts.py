@@ -118,3 +118,10 @@ def test_tiny_script_runs_and_resumes(tmp_path):
     with pytest.raises(ValueError, match="another configuration"):
         ct.run(ct.ThoughtConfig(lengths=(3,), steps_per_stage=6, d_model=16, n_heads=2, seeds=(0,), n_test=64), out,
                progress=False)
+
+
+def test_command_line_writes_the_scale(tmp_path):
+    out = ct.main(["--scale", "tiny", "--out", str(tmp_path / "t.json"), "--threads", "1"])
+    result = ct.load(out)
+    assert result["scale"] == "tiny" and result["chance"] == pytest.approx(1 / 6)
+    assert set(result["seconds"]) == set(result["accuracy"])

@@ -75,3 +75,16 @@ def test_tiny_script_runs_and_resumes(tmp_path):
     assert ft.run(ft.SCALES["tiny"], out, progress=False)["exact_match"] == result["exact_match"]
     with pytest.raises(ValueError, match="mode"):
         ft.train_arm("greedy", 0, ft.SCALES["tiny"])
+
+
+def test_command_line_seeds_and_merge(tmp_path):
+    config = ft.SCALES["tiny"]
+    assert config.seeds == (0,)
+    one = ft.main(["--scale", "tiny", "--out", str(tmp_path / "a.json"), "--threads", "1", "--seeds", "0"])
+    merged = ft.merge([one, one], tmp_path / "m.json")
+    assert set(merged["exact_match"]) == {f"{m}/{f}/0" for m in ft.MODES for f in config.fillers}
+    assert ft.load(tmp_path / "m.json")["scale"] == "tiny"
+    other = tmp_path / "b.json"
+    ft.run(ft.FillerConfig(fillers=(0,), steps=2, d_model=16, n_heads=2, seeds=(0,), n_test=8), other, progress=False)
+    with pytest.raises(ValueError, match="different configurations"):
+        ft.merge([one, other], tmp_path / "x.json")

@@ -71,8 +71,10 @@ def train_arm(mode: str, n_fillers: int, config: FillerConfig, seed: int = 0, de
     return model, time.perf_counter() - start
 
 
-def run(config: FillerConfig, out=None, device=None, progress: bool = True, scale: str = "custom") -> dict:
-    """Every (F, mode, seed) of ``config``; with ``out``, rewritten after each run and resumable."""
+def run(config: FillerConfig, out=None, device=None, progress: bool = True, scale: str = "custom",
+        seeds: tuple[int, ...] | None = None) -> dict:
+    """Every (F, mode, seed) of ``config`` (or only ``seeds``); with ``out``, rewritten after each run and
+    resumable. Separate processes may run separate seeds into separate files: :func:`merge` joins them."""
     result = {"config": asdict(config), "exact_match": {}, "seconds": {}}
     if out is not None and Path(out).exists():
         previous = json.loads(Path(out).read_text())
@@ -80,7 +82,7 @@ def run(config: FillerConfig, out=None, device=None, progress: bool = True, scal
             raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
         result.update(exact_match=previous["exact_match"], seconds=previous["seconds"])
     a, b = mul.sample(config.n_test, torch.Generator().manual_seed(12345))
-    for seed in config.seeds:
+    for seed in config.seeds if seeds is None else [s for s in config.seeds if s in seeds]:
         for n_fillers in config.fillers:
             for mode in MODES:
                 key = f"{mode}/{n_fillers}/{seed}"
@@ -95,14 +97,35 @@ def run(config: FillerConfig, out=None, device=None, progress: bool = True, scal
     return result
 
 
+def merge(paths, out) -> dict:
+    """Join result files of the same configuration (e.g. one per seed) into ``out``."""
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    if any(r["config"] != results[0]["config"] for r in results):
+        raise ValueError(f"the files {list(map(str, paths))} hold different configurations")
+    merged = {"config": results[0]["config"], "exact_match": {}, "seconds": {}}
+    for r in results:
+        merged["exact_match"].update(r["exact_match"])
+        merged["seconds"].update(r["seconds"])
+    scale, threads = results[0].get("scale", "custom"), results[0].get("threads")
+    write_result(merged, "filler_tokens", scale, Path(out))
+    merged["threads"] = threads
+    Path(out).write_text(json.dumps(merged, separators=(",", ":")))
+    return merged
+
+
 def load(path=None) -> dict:
     return load_result("filler_tokens", path)
 
 
 def main(argv=None):
-    args, device = script_arguments(__doc__, SCALES, argv)
+    def extra(parser):
+        parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds of the scale")
+
+    args, device = script_arguments(__doc__, SCALES, argv, extra)
     out = args.out or RESULTS / f"filler_tokens_{args.scale}.json"
-    return write_result(run(SCALES[args.scale], out, device, scale=args.scale), "filler_tokens", args.scale, out)
+    seeds = tuple(args.seeds) if args.seeds else None
+    return write_result(run(SCALES[args.scale], out, device, scale=args.scale, seeds=seeds), "filler_tokens",
+                        args.scale, out)
 
 
 if __name__ == "__main__":
