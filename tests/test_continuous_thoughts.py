@@ -103,8 +103,47 @@ def test_stages_of_each_arm():
     assert all(st["detach"] for st in ct.stages("curriculum_detached", 4))
     assert ct.stages("answer_only", 3) == [dict(n_thoughts=2, supervise_thoughts=False, detach=False)] * 3
     assert all(st["supervise_thoughts"] for st in ct.stages("decoded", 3))
+    assert all(not st["feed"] for st in ct.stages("curriculum_pause", 3))
+    assert ct.stages("silent", 2) == [{}, {}]
     with pytest.raises(ValueError, match="arm"):
         ct.stages("coconut", 3)
+
+
+def test_pauses_feed_nothing_back_and_baselines_score_their_own_format():
+    model = one_layer()
+    g, s = s3.sample(6, 4, torch.Generator().manual_seed(4))
+    x = s3.with_thoughts(g, s, 3)
+    pause_logits, fed = think(model, x, (x == s3.THOUGHT) & False)
+    torch.testing.assert_close(pause_logits, model(x))  # a pause is the placeholder token as a plain input
+    assert fed.shape[1] == 0
+    assert ct.accuracy("curriculum_pause", model, g, s).shape == (4,)
+    # the silent baseline reads g alone; the written one writes its own tokens: check against a manual loop
+    torch.testing.assert_close(ct.silent_accuracy(model, g, s),
+                               (model(g)[..., 6:12].argmax(-1) == s).float().mean(0))
+    x_manual, right = g[:, :1], []
+    for t in range(4):
+        predicted = model(x_manual)[:, -1, 6:12].argmax(-1)
+        right.append((predicted == s[:, t]).float().mean().item())
+        if t < 3:
+            x_manual = torch.cat([x_manual, (predicted + 6)[:, None], g[:, t + 1:t + 2]], 1)
+    assert ct.written_accuracy(model, g, s).tolist() == pytest.approx(right)
+    # the written arm's loss is the teacher-forced written format, every step supervised
+    written_x = s3.with_thoughts(g, s, 0)
+    out = ct.answer_logits(model(written_x))
+    torch.testing.assert_close(ct.loss_of("written", {})(model, g, s),
+                               F.cross_entropy(out.reshape(-1, 6), s.reshape(-1)))
+
+
+def test_merge_joins_files_that_differ_in_their_arms(tmp_path):
+    base = dict(lengths=(3,), steps_per_stage=2, d_model=16, n_heads=2, seeds=(0,), n_test=16)
+    a = ct.run(ct.ThoughtConfig(arms=("curriculum",), **base), tmp_path / "a.json", progress=False)
+    b = ct.run(ct.ThoughtConfig(arms=("silent",), **base), tmp_path / "b.json", progress=False)
+    merged = ct.merge([tmp_path / "a.json", tmp_path / "b.json"], tmp_path / "m.json")
+    assert merged["config"]["arms"] == ["curriculum", "silent"]
+    assert merged["accuracy"] == {**a["accuracy"], **b["accuracy"]}
+    ct.run(ct.ThoughtConfig(arms=("silent",), **{**base, "steps_per_stage": 3}), tmp_path / "c.json", progress=False)
+    with pytest.raises(ValueError, match="more than their arms"):
+        ct.merge([tmp_path / "a.json", tmp_path / "c.json"], tmp_path / "x.json")
 
 
 def test_tiny_script_runs_and_resumes(tmp_path):

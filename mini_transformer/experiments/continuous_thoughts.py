@@ -17,8 +17,13 @@ Arms (every arm trains the same total number of steps, AdamW, cosine schedule pe
   thoughts; the loss is on the written steps left and the answer, never on a thought; the optimizer
   is reset at each stage. The last stage is answer-only. With backpropagation through the chain
   (``curriculum``) and without (``curriculum_detached``: the fed-back vector is ``sg(h)``).
+* ``curriculum_pause``: the same curriculum with nothing fed back: the thought slots keep the
+  placeholder token as a fixed input (Hao et al.'s "pause as thought" control; a filler token).
 * ``answer_only``: the last stage from the start (no curriculum), with and without backpropagation
   through the chain (``answer_only_detached``).
+* Baselines of the same size, steps and seeds: ``silent`` (g_1 … g_K, the label s_t at every
+  position, as in chapter 4) and ``written`` (the written format, teacher-forced on every step; scored
+  free-running: it writes each s_t itself and reads it back).
 
 Each model is scored on the answer after K steps with every step a thought, on fresh sequences.
 
@@ -43,7 +48,8 @@ from ..training import train
 from ..validation import check_choice
 from . import RESULTS, load_result, script_arguments, write_result
 
-ARMS = ("decoded", "curriculum", "curriculum_detached", "answer_only", "answer_only_detached")
+ARMS = ("decoded", "curriculum", "curriculum_detached", "curriculum_pause", "answer_only", "answer_only_detached",
+        "silent", "written")
 
 
 @dataclass(frozen=True)
@@ -80,27 +86,68 @@ def answer_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def chain_loss(model, g: torch.Tensor, s: torch.Tensor, n_thoughts: int, supervise_thoughts: bool = False,
-               detach: bool = False) -> torch.Tensor:
+               detach: bool = False, feed: bool = True) -> torch.Tensor:
     """Cross-entropy of the output after each g_t against s_t, over the steps that are supervised:
     every written step (its next token), the answer s_n, and the thought steps only if
-    ``supervise_thoughts``. The first ``n_thoughts`` steps are continuous thoughts."""
+    ``supervise_thoughts``. The first ``n_thoughts`` steps are continuous thoughts (``feed=False``:
+    pauses, the placeholder token left as a fixed input)."""
     x = s3.with_thoughts(g, s, n_thoughts)
-    logits, _ = think(model, x, x == s3.THOUGHT, detach=detach)
+    logits, _ = think(model, x, (x == s3.THOUGHT) & feed, detach=detach)
     first = 0 if supervise_thoughts else n_thoughts
     out = answer_logits(logits)[:, first:]
     return F.cross_entropy(out.reshape(-1, s3.ORDER), s[:, first:].reshape(-1))
 
 
 @torch.no_grad()
-def chain_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """``(n,)``: with every step a thought, how often the output after g_t is s_t (the last entry is
-    the answer; earlier entries decode the thoughts, trained only in the ``decoded`` arm)."""
+def chain_accuracy(model, g: torch.Tensor, s: torch.Tensor, feed: bool = True) -> torch.Tensor:
+    """``(n,)``: with every step a thought (``feed=False``: a pause), how often the output after g_t is
+    s_t (the last entry is the answer; earlier entries decode the thoughts)."""
     model.eval()
     device = device_of(model)
     g, s = g.to(device), s.to(device)
     x = s3.with_thoughts(g, s, g.shape[1] - 1)
-    logits, _ = think(model, x, x == s3.THOUGHT)
+    logits, _ = think(model, x, (x == s3.THOUGHT) & feed)
     return (answer_logits(logits).argmax(-1) == s).float().mean(0).cpu()
+
+
+def silent_loss(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """The silent baseline: g_1 … g_n in, s_t out at every position t (over the six s tokens)."""
+    logits = model(g)[..., s3.ORDER:2 * s3.ORDER]
+    return F.cross_entropy(logits.reshape(-1, s3.ORDER), s.reshape(-1))
+
+
+@torch.no_grad()
+def silent_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``(n,)``: how often the silent model's output at t is s_t."""
+    model.eval()
+    logits = model(g.to(device_of(model)))[..., s3.ORDER:2 * s3.ORDER]
+    return (logits.argmax(-1).cpu() == s).float().mean(0)
+
+
+@torch.no_grad()
+def written_accuracy(model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``(n,)``: the written baseline free-running: after each g_t the model's own s_t (greedy, over
+    the six s tokens) is written as the next token; how often it is right, for t = 1 … n."""
+    model.eval()
+    device = device_of(model)
+    g = g.to(device)
+    x, right = g[:, :1], []
+    for t in range(g.shape[1]):
+        predicted = model(x)[:, -1, s3.ORDER:2 * s3.ORDER].argmax(-1)
+        right.append((predicted.cpu() == s[:, t]).float().mean())
+        if t + 1 < g.shape[1]:
+            x = torch.cat([x, (predicted + s3.ORDER)[:, None], g[:, t + 1:t + 2]], dim=1)
+    return torch.stack(right)
+
+
+def accuracy(arm: str, model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+    """``(n,)``: accuracy by step of a model trained by ``arm``, scored the way that arm runs."""
+    check_choice(arm, "arm", ARMS)
+    if arm == "silent":
+        return silent_accuracy(model, g, s)
+    if arm == "written":
+        return written_accuracy(model, g, s)
+    return chain_accuracy(model, g, s, feed=arm != "curriculum_pause")
 
 
 def stages(arm: str, length: int) -> list[dict]:
@@ -110,9 +157,22 @@ def stages(arm: str, length: int) -> list[dict]:
     detach = arm.endswith("detached")
     if arm == "decoded":
         return [dict(n_thoughts=last, supervise_thoughts=True, detach=True)] * length
+    if arm in ("silent", "written"):
+        return [dict()] * length  # the baselines' own loss (see loss_of)
     if arm.startswith("curriculum"):
-        return [dict(n_thoughts=j, supervise_thoughts=False, detach=detach) for j in range(length)]
+        feed = arm != "curriculum_pause"
+        return [dict(n_thoughts=j, supervise_thoughts=False, detach=detach, feed=feed) for j in range(length)]
     return [dict(n_thoughts=last, supervise_thoughts=False, detach=detach)] * length
+
+
+def loss_of(arm: str, kwargs: dict):
+    """The loss one stage of ``arm`` trains: the silent loss, the written format teacher-forced on every
+    step (no thoughts, every step supervised), or :func:`chain_loss` with the stage's arguments."""
+    if arm == "silent":
+        return silent_loss
+    if arm == "written":
+        return lambda m, g, s: chain_loss(m, g, s, 0, supervise_thoughts=True)
+    return lambda m, g, s: chain_loss(m, g, s, **kwargs)
 
 
 def train_arm(arm: str, length: int, config: ThoughtConfig, seed: int = 0, device=None, progress: bool = True):
@@ -124,13 +184,14 @@ def train_arm(arm: str, length: int, config: ThoughtConfig, seed: int = 0, devic
     batches = s3.silent_batches(config.batch_size, length, seed=seed)
     start = time.perf_counter()
     for j, kwargs in enumerate(stages(arm, length)):
-        train(model, lambda m, g, s: chain_loss(m, g, s, **kwargs), batches, config.steps_per_stage,
+        train(model, loss_of(arm, kwargs), batches, config.steps_per_stage,
               lr=config.lr, schedule="cosine", warmup=min(50, config.steps_per_stage // 10), grad_clip=1.0,
               device=device, progress=progress, description=f"{arm} K={length} stage {j}")
     return model, time.perf_counter() - start
 
 
-def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, scale: str = "custom") -> dict:
+def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, scale: str = "custom",
+        arms: tuple[str, ...] | None = None) -> dict:
     """Train every (K, arm, seed) of ``config``; with ``out``, the file is rewritten after each run
     and a rerun with the same configuration resumes where it stopped."""
     result = {"config": asdict(config), "chance": 1 / s3.ORDER, "accuracy": {}, "seconds": {}}
@@ -141,13 +202,13 @@ def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, sca
         result.update(accuracy=previous["accuracy"], seconds=previous["seconds"])
     for length in config.lengths:
         g, s = s3.sample(config.n_test, length, torch.Generator().manual_seed(10_000 + length))
-        for arm in config.arms:
+        for arm in config.arms if arms is None else [a for a in config.arms if a in arms]:
             for seed in config.seeds:
                 key = f"{arm}/{length}/{seed}"
                 if key in result["accuracy"]:
                     continue
                 model, seconds = train_arm(arm, length, config, seed, device, progress)
-                result["accuracy"][key] = [round(a, 4) for a in chain_accuracy(model, g, s).tolist()]
+                result["accuracy"][key] = [round(a, 4) for a in accuracy(arm, model, g, s).tolist()]
                 result["seconds"][key] = round(seconds, 1)
                 print(f"{key}: answer {result['accuracy'][key][-1]:.3f} ({seconds:.0f} s)", flush=True)
                 if out is not None:
@@ -155,14 +216,40 @@ def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, sca
     return result
 
 
+def merge(paths, out) -> dict:
+    """Join result files whose configurations differ at most in their arms (e.g. one process per
+    group of arms) into ``out``; the merged configuration lists every arm, in the order of ARMS."""
+    results = [json.loads(Path(p).read_text()) for p in paths]
+    def without_arms(r):
+        return {k: v for k, v in r["config"].items() if k != "arms"}
+    if any(without_arms(r) != without_arms(results[0]) for r in results):
+        raise ValueError(f"the files {list(map(str, paths))} differ in more than their arms")
+    arms = [a for a in ARMS if any(a in r["config"]["arms"] for r in results)]
+    merged = {"config": {**results[0]["config"], "arms": arms}, "chance": results[0]["chance"],
+              "accuracy": {}, "seconds": {}}
+    for r in results:
+        merged["accuracy"].update(r["accuracy"])
+        merged["seconds"].update(r["seconds"])
+    merged.update(scale=results[0].get("scale", "custom"), threads=results[0].get("threads"))
+    Path(out).write_text(json.dumps(merged, separators=(",", ":")))
+    return merged
+
+
 def load(path=None) -> dict:
     return load_result("continuous_thoughts", path)
 
 
 def main(argv=None):
-    args, device = script_arguments(__doc__, SCALES, argv)
+    def extra(parser):
+        parser.add_argument("--arms", nargs="+", default=None, help=f"only these arms: {' '.join(ARMS)}")
+
+    args, device = script_arguments(__doc__, SCALES, argv, extra)
     out = args.out or RESULTS / f"continuous_thoughts_{args.scale}.json"
-    return write_result(run(SCALES[args.scale], out, device, scale=args.scale), "continuous_thoughts", args.scale, out)
+    arms = tuple(args.arms) if args.arms else None
+    for arm in arms or ():
+        check_choice(arm, "arm", ARMS)
+    return write_result(run(SCALES[args.scale], out, device, scale=args.scale, arms=arms), "continuous_thoughts",
+                        args.scale, out)
 
 
 if __name__ == "__main__":
