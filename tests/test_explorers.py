@@ -180,3 +180,62 @@ def test_the_vendored_plotly_js_is_the_pinned_one():
     plotly_pin = re.search(r"^plotly==(\S+)", pins, re.M).group(1)
     assert plotly_pin in (ROOT / "book" / "_static" / "plotly" / "README.txt").read_text()
     assert f"plotly=={plotly_pin}" in (ROOT / "binder" / "requirements.txt").read_text()
+
+
+def _grids():
+    nan = float("nan")
+    trained = ex.AccuracyGrid((1, 2), (1, 2, 3), {0: [[1.0, 0.5, 0.2], [1.0, 1.0, 0.3]], 1: [[1.0, 0.95, nan], [1.0, 0.8, 0.1]]},
+                              reach={1: 2, 2: 4}, reach_name="k = 2^L", k_name="k", chance=1 / 6)
+    other = ex.AccuracyGrid((1, 2), (1, 2, 3), {2: [[0.9, nan, nan], [nan, nan, nan]]},
+                            reach={1: 0, 2: 1}, reach_name="k = 2^(L-1) - 1", k_name="hops", chance=1 / 8)
+    compiled = ex.AccuracyGrid((1, 2, 3), (1, 2, 3, 4), {None: torch.tensor([[1.0, 1, 0.2, 0.1], [1, 1, 1, 1], [1, 1, 1, 1]])},
+                               reach={1: 2, 2: 4, 3: 8}, reach_name="k = 2^L", k_name="k", chance=1 / 6)
+    return {"trained": trained, "other": other, "compiled": compiled}
+
+
+def test_the_accuracy_grid_explorer_shows_each_seed_the_mean_and_the_lowest():
+    made = ex.accuracy_grid_explorer(_grids())
+    assert len(made.index) == 3 * (2 + 3)  # grids × (mean, lowest, seeds 0, 1, 2)
+    z = lambda grid, seed: made.frame(grid=grid, seed=seed)["data"]["0"]["z"]
+    assert z("trained", 0) == [[1, 0.5, 0.2], [1, 1, 0.3]]
+    assert z("trained", "mean") == [[1, 0.725, 0.2], [1, 0.9, 0.2]]  # a cell one seed lacks: the seed that ran
+    assert z("trained", "lowest") == [[1, 0.5, 0.2], [1, 0.8, 0.1]]
+    assert z("trained", 2) == [[None] * 3] * 2  # a seed this grid does not have: blank, and the title says so
+    assert "seed 2 was not run" in made.frame(grid="trained", seed=2)["layout"]["title"]["text"]
+    assert z("other", 2)[0][0] == 0.9 and z("other", "mean")[1] == [None] * 3
+    # dots: exactly the shown cells at ≥ 90%
+    dots = made.frame(grid="trained", seed="lowest")["data"]["3"]
+    assert list(zip(dots["x"], dots["y"])) == [(1, 1), (1, 2)]
+    dots = made.frame(grid="trained", seed="mean")["data"]["3"]
+    assert list(zip(dots["x"], dots["y"])) == [(1, 1), (1, 2), (2, 2)]
+    # a compiled grid ignores the seed; its data is the array given
+    assert made.frame(grid="compiled", seed="mean") == made.frame(grid="compiled", seed=1)
+    assert z("compiled", 0) == [[1, 1, 0.2, 0.1], [1, 1, 1, 1], [1, 1, 1, 1]]
+    # the reach line: the right edge of k ≤ reach[L] in each row, held inside the axis
+    line = made.frame(grid="compiled", seed=0)["data"]["2"]
+    assert line["x"] == [2.5, 2.5, 4.5, 4.5, 4.5, 4.5] and line["y"] == [0.5, 1.5, 1.5, 2.5, 2.5, 3.5]
+    assert made.frame(grid="other", seed=0)["data"]["2"]["x"][:2] == [0.5, 0.5]  # reach 0: nothing within
+    # it opens on a trained grid, so moving the seed changes the figure
+    assert made.figure["data"][0]["z"] == z("trained", "mean")
+
+
+def test_the_accuracy_grid_explorer_names_bad_input():
+    good = _grids()["trained"]
+    with pytest.raises(ValueError, match="ks must be consecutive"):
+        ex.AccuracyGrid((1, 2), (1, 2, 4), good.accuracy, good.reach, "r", "k", 0.5)
+    with pytest.raises(ValueError, match="shape"):
+        ex.AccuracyGrid((1, 2), (1, 2), good.accuracy, good.reach, "r", "k", 0.5)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        ex.AccuracyGrid((1,), (1,), {0: [[1.5]]}, {1: 1}, "r", "k", 0.5)
+    with pytest.raises(ValueError, match="reach"):
+        ex.AccuracyGrid((1, 2), (1, 2, 3), good.accuracy, {1: 2}, "r", "k", 0.5)
+    with pytest.raises(ValueError, match="None alone"):
+        ex.AccuracyGrid((1,), (1,), {None: [[1.0]], 0: [[1.0]]}, {1: 1}, "r", "k", 0.5)
+    with pytest.raises(ValueError, match="chance"):
+        ex.AccuracyGrid((1,), (1,), {0: [[1.0]]}, {1: 1}, "r", "k", 1.5)
+    with pytest.raises(ValueError, match="trained"):
+        ex.accuracy_grid_explorer({"compiled": _grids()["compiled"]})
+    with pytest.raises(TypeError, match="AccuracyGrid"):
+        ex.accuracy_grid_explorer({"x": [[1.0]]})
+    with pytest.raises(ValueError, match="threshold"):
+        ex.accuracy_grid_explorer(_grids(), threshold=0)

@@ -16,7 +16,8 @@ explorer (``book/_ext/explorer_assets.py``), so the page works offline. In a liv
 version once from ``LIVE_NOTEBOOK_PLOTLY``.
 
 The figures of the chapters are below the helper: :func:`cone_explorer` (chapter 2),
-:func:`gradient_flow_explorer` and :func:`flow_directions_explorer` (chapter 3). Explorers that
+:func:`gradient_flow_explorer` and :func:`flow_directions_explorer` (chapter 3),
+:func:`accuracy_grid_explorer` (chapter 4). Explorers that
 must recompute in a kernel (e.g. retraining) are ipywidgets, in :mod:`~mini_transformer.notebook.widgets`.
 """
 
@@ -596,3 +597,162 @@ def flow_directions_explorer(trace, flows: dict, tokens: Sequence[str] | None = 
                 slider("t", "loss position t (backward)", columns, labels, initial=length - 1),
                 dropdown("gradient", "gradient (backward)", list(flows))]
     return explorer("two directions of flow", figure, controls, frame, log_color=[(4, "marker.color")])
+
+
+@dataclass(frozen=True)
+class AccuracyGrid:
+    """One grid of :func:`accuracy_grid_explorer` (chapter 4): accuracy by depth L (rows) and k
+    (columns), both runs of consecutive integers.
+
+    ``accuracy`` maps a seed to a ``(len(depths), len(ks))`` array in [0, 1], NaN where no model
+    was run; a compiled model (no training, hence no seed) has the single key ``None``.
+    ``reach[L]`` is the largest k that a known construction handles with L layers (0: none), and
+    ``reach_name`` says which construction; ``k_name`` titles the k axis; ``chance`` is the
+    accuracy of a uniform guess."""
+
+    depths: tuple[int, ...]
+    ks: tuple[int, ...]
+    accuracy: dict
+    reach: dict
+    reach_name: str
+    k_name: str
+    chance: float
+
+    def __post_init__(self):
+        for name in ("depths", "ks"):
+            values = tuple(getattr(self, name))
+            if not values or any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in values) \
+                    or list(values) != list(range(values[0], values[0] + len(values))):
+                raise ValueError(f"{name} must be consecutive integers, got {values!r}")
+            object.__setattr__(self, name, tuple(int(v) for v in values))
+        if not isinstance(self.accuracy, dict) or not self.accuracy:
+            raise ValueError("accuracy must map at least one seed (or None for a compiled model) to an array")
+        if None in self.accuracy and len(self.accuracy) > 1:
+            raise ValueError("accuracy: a compiled model (key None) has no seeds; give None alone")
+        if any(s is not None and (isinstance(s, bool) or not isinstance(s, (int, np.integer))) for s in self.accuracy):
+            raise ValueError(f"accuracy's keys must be integer seeds or None, got {list(self.accuracy)}")
+        shape = (len(self.depths), len(self.ks))
+        arrays = {}
+        for seed, values in self.accuracy.items():
+            array = np.asarray(values.detach().cpu().numpy() if hasattr(values, "detach") else values, dtype=float)
+            if array.shape != shape:
+                raise ValueError(f"accuracy[{seed!r}] must have shape {shape} (depths, ks), got {array.shape}")
+            if np.any((array[~np.isnan(array)] < 0) | (array[~np.isnan(array)] > 1)):
+                raise ValueError(f"accuracy[{seed!r}] must lie in [0, 1] (NaN where not run)")
+            arrays[None if seed is None else int(seed)] = array
+        object.__setattr__(self, "accuracy", arrays)
+        if set(self.reach) != set(self.depths):
+            raise ValueError(f"reach must give a k for every depth {list(self.depths)}, got {sorted(self.reach)}")
+        if not 0 < self.chance < 1:
+            raise ValueError(f"chance must be in (0, 1), got {self.chance!r}")
+
+    @property
+    def compiled(self) -> bool:
+        return None in self.accuracy
+
+    def shown(self, seed) -> np.ndarray:
+        """The cells shown for the seed choice: ``"mean"`` or ``"lowest"`` over the seeds run in
+        each cell, or one seed (all NaN if that seed was not run); a compiled model ignores it."""
+        if self.compiled:
+            return self.accuracy[None]
+        if seed in ("mean", "lowest"):
+            stacked = np.stack(list(self.accuracy.values()))
+            run = ~np.isnan(stacked)
+            count = run.sum(0)
+            if seed == "mean":
+                total = np.where(run, stacked, 0).sum(0)
+                return np.where(count > 0, total / np.maximum(count, 1), np.nan)
+            return np.where(count > 0, np.where(run, stacked, np.inf).min(0), np.nan)
+        if seed in self.accuracy:
+            return self.accuracy[seed]
+        return np.full((len(self.depths), len(self.ks)), np.nan)
+
+
+SEED_CHOICES = {"mean over seeds": "mean", "lowest seed in each cell (the rule for k*)": "lowest"}
+
+
+def accuracy_grid_explorer(grids: dict, threshold: float = 0.9, title: str = "the grid by depth and k") -> Explorer:
+    """Chapter 4: pick a grid (trained or compiled models, one task each) and a seed; see accuracy
+    by depth L and k as a heatmap, a dot on every cell at ≥ ``threshold``, and a dashed line at
+    each depth's construction reach (``AccuracyGrid.reach``: cells left of it are within reach).
+
+    ``grids`` maps the dropdown's label to an :class:`AccuracyGrid`. The seed control offers the
+    mean and the lowest value over the seeds run in each cell (the lowest's dots give the largest
+    k solved on every seed), then each seed found in any grid; a grid that lacks the chosen seed is
+    shown blank, and a compiled grid ignores the seed."""
+    import plotly.graph_objects as go
+
+    if not isinstance(grids, dict) or not grids:
+        raise ValueError("grids must map at least one label to an AccuracyGrid")
+    if not all(isinstance(g, AccuracyGrid) for g in grids.values()):
+        raise TypeError("grids' values must be AccuracyGrid objects")
+    if not 0 < threshold <= 1:
+        raise ValueError(f"threshold must be in (0, 1], got {threshold!r}")
+    seeds = sorted({s for g in grids.values() for s in g.accuracy if s is not None})
+    if not seeds:
+        raise ValueError("at least one grid must hold trained models (integer seeds)")
+    figure = go.Figure([
+        go.Heatmap(z=[[0.0]], x=[1], y=[1], colorscale=VIRIDIS, zmin=0, zmax=1, xgap=1, ygap=1, hoverongaps=False,
+                   colorbar={"title": {"text": "accuracy", "side": "right"}, "tickformat": ".0%"},
+                   hovertemplate="L = %{y}, k = %{x}<br>%{customdata}<extra></extra>"),
+        go.Scatter(x=[], y=[], mode="lines", hoverinfo="skip", line={"color": "white", "width": 5}),
+        go.Scatter(x=[], y=[], mode="lines", hoverinfo="skip", line={"color": "black", "width": 2.5, "dash": "dash"}),
+        go.Scatter(x=[], y=[], mode="markers", hoverinfo="skip",
+                   marker={"symbol": "circle", "size": 8, "color": "white", "line": {"color": "black", "width": 1}}),
+    ])
+    figure.update_layout(**_layout(430, {"title": "k"}, {"title": "depth L (layers)"}, ""))
+    figure.update_layout(margin={"l": 130, "t": 75})
+
+    def staircase(grid):  # the reach line: right edge of the cells k ≤ reach[L], row by row
+        lo, hi = grid.ks[0] - 0.5, grid.ks[-1] + 0.5
+        xs, ys = [], []
+        for L in grid.depths:
+            edge = min(max(grid.reach[L] + 0.5, lo), hi)
+            xs += [edge, edge]
+            ys += [L - 0.5, L + 0.5]
+        return xs, ys
+
+    def cell_text(grid, shown, i, j):
+        if np.isnan(shown[i, j]):
+            return "not run"
+        if grid.compiled:
+            return f"accuracy {shown[i, j]:.3f} (compiled: no training, no seed)"
+        runs = " / ".join("not run" if np.isnan(a[i, j]) else f"{a[i, j]:.3f}" for a in grid.accuracy.values())
+        return f"shown {shown[i, j]:.3f}<br>seeds {', '.join(map(str, grid.accuracy))}: {runs}"
+
+    def frame(grid, seed):
+        g = grids[grid]
+        shown = g.shown(seed)
+        xs, ys = staircase(g)
+        dots = [(k, L) for i, L in enumerate(g.depths) for j, k in enumerate(g.ks)
+                if not np.isnan(shown[i, j]) and shown[i, j] >= threshold]
+        if g.compiled:
+            which = "compiled models: no training, no seed"
+        elif seed == "mean":
+            which = f"mean over seeds {', '.join(map(str, g.accuracy))}"
+        elif seed == "lowest":
+            which = f"lowest of seeds {', '.join(map(str, g.accuracy))} in each cell"
+        elif seed in g.accuracy:
+            which = f"seed {seed}"
+        else:
+            which = f"seed {seed} was not run for this grid (seeds {', '.join(map(str, g.accuracy))})"
+        # every k up to 16 columns; else 1 and the powers of two from 4 (1, 2, 4 would collide)
+        ticks = [k for k in g.ks if len(g.ks) <= 16 or k == 1 or (k >= 4 and (k & (k - 1)) == 0)]
+        reach = [f"L = {L} (reach {g.reach[L]})" if g.reach[L] > 0 else f"L = {L} (reach: none)" for L in g.depths]
+        return {"data": {0: {"x": list(g.ks), "y": list(g.depths), "z": np.where(np.isnan(shown), None, shown).tolist(),
+                             "customdata": [[cell_text(g, shown, i, j) for j in range(len(g.ks))] for i in range(len(g.depths))]},
+                         1: {"x": xs, "y": ys}, 2: {"x": xs, "y": ys},
+                         3: {"x": [k for k, _ in dots], "y": [L for _, L in dots],
+                             "marker": {"size": 8 if len(g.ks) <= 16 else 5}}},
+                "layout": {"title": {"text": f"{grid}: {which}<br><span style='font-size:11px'>dots: ≥ {threshold:.0%}; "
+                                             f"dashed: {g.reach_name}; chance {g.chance:.3g}; blank: not run</span>"},
+                           "xaxis": {"title": {"text": g.k_name}, "range": [g.ks[0] - 0.5, g.ks[-1] + 0.5],
+                                     "tickmode": "array", "tickvals": ticks, "ticktext": [str(k) for k in ticks],
+                                     "tickangle": 0},
+                           "yaxis": {"range": [g.depths[0] - 0.5, g.depths[-1] + 0.5], "tickmode": "array",
+                                     "tickvals": list(g.depths), "ticktext": reach}}}
+
+    trained = next(label for label, g in grids.items() if not g.compiled)
+    controls = [dropdown("grid", "grid", {label: label for label in grids}, initial=trained),
+                dropdown("seed", "seed", {**SEED_CHOICES, **{f"seed {s}": s for s in seeds}})]
+    return explorer(title, figure, controls, frame)
