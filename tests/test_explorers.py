@@ -239,3 +239,27 @@ def test_the_accuracy_grid_explorer_names_bad_input():
         ex.accuracy_grid_explorer({"x": [[1.0]]})
     with pytest.raises(ValueError, match="threshold"):
         ex.accuracy_grid_explorer(_grids(), threshold=0)
+
+
+def test_the_chain_gradient_explorer_holds_every_format_rule_and_loss():
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    grids = {(f, r): rng.random((3, 3, 5)) for f in ("thoughts", "written") for r in ("vanilla", "myopic")}
+    grids["thoughts", "myopic"][:, 2, :] = 0.0  # exact zeros stay blank (log colour)
+    tokens = {"thoughts": ["g1", "θ1", "g2", "θ2", "g3"], "written": ["g1", "s1", "g2", "s2", "g3"]}
+    made = ex.chain_gradient_explorer(grids, tokens, ["X0", "L1.attn", "L1.mlp"])
+    assert len(made.index) == 2 * 2 * 3
+    frame = made.frames[made.index[-1]]  # written, myopic, the last loss
+    assert frame["layout"]["xaxis"]["ticktext"] == tokens["written"]
+    data = frame["data"]
+    z = (data.get(0) or data.get("0"))["z"]
+    np.testing.assert_allclose(np.array(z, dtype=float), np.array(ex.round_sig(grids["written", "myopic"][2].tolist())))
+    with pytest.raises(ValueError, match="every .format, rule. pair"):
+        ex.chain_gradient_explorer({("thoughts", "vanilla"): grids["thoughts", "vanilla"],
+                                           ("written", "myopic"): grids["written", "myopic"]}, tokens,
+                                          ["X0", "L1.attn", "L1.mlp"])
+    with pytest.raises(ValueError, match="tokens"):
+        ex.chain_gradient_explorer(grids, {"thoughts": tokens["thoughts"]}, ["X0", "L1.attn", "L1.mlp"])
+    with pytest.raises(ValueError, match="state_names"):
+        ex.chain_gradient_explorer(grids, tokens, ["X0"])

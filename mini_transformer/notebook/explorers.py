@@ -756,3 +756,54 @@ def accuracy_grid_explorer(grids: dict, threshold: float = 0.9, title: str = "th
     controls = [dropdown("grid", "grid", {label: label for label in grids}, initial=trained),
                 dropdown("seed", "seed", {**SEED_CHOICES, **{f"seed {s}": s for s in seeds}})]
     return explorer(title, figure, controls, frame)
+
+
+def chain_gradient_explorer(grids: dict, tokens: dict, state_names: Sequence[str]) -> Explorer:
+    """Chapter 7 (the signature figure's last selector): pick a way of adding positions (written
+    tokens, filler tokens, continuous thoughts), a training rule (vanilla, myopic) and the loss
+    position; see G = ‖∂ℓ/∂X_i[p]‖ over the states × positions grid of one model. ``grids`` maps
+    ``(format, rule)`` to an array ``(losses, states, positions)``: one grid per loss position;
+    ``tokens`` maps each format to its position labels. One log colour scale for all of them."""
+    import plotly.graph_objects as go
+
+    if not grids:
+        raise ValueError("grids must map at least one (format, rule) to an array (losses, states, positions)")
+    arrays = {key: np.asarray(value, dtype=float) for key, value in grids.items()}
+    shapes = {a.shape for a in arrays.values()}
+    if len(shapes) != 1 or len(next(iter(shapes))) != 3:
+        raise ValueError(f"every grid must be one array (losses, states, positions) of the same shape, got {shapes}")
+    n_losses, n_states, n = next(iter(shapes))
+    formats = list(dict.fromkeys(f for f, _ in arrays))
+    rules = list(dict.fromkeys(r for _, r in arrays))
+    if set(arrays) != {(f, r) for f in formats for r in rules}:
+        raise ValueError("grids must hold every (format, rule) pair")
+    if set(tokens) != set(formats) or any(len(tokens[f]) != n for f in formats):
+        raise ValueError(f"tokens must give {n} position labels for each format {formats}")
+    if len(state_names) != n_states:
+        raise ValueError(f"state_names must name the {n_states} states")
+    scale = _log_colorbar(np.stack(list(arrays.values())), title="G = ‖∂ℓ / ∂X‖")
+    figure = go.Figure([
+        go.Heatmap(z=np.zeros((n_states, n)).tolist(), x=list(range(n)), y=list(range(n_states)),
+                   colorscale=VIRIDIS, zmin=scale["cmin"], zmax=scale["cmax"], colorbar=scale["colorbar"],
+                   hoverongaps=False, xgap=1, ygap=1,
+                   hovertemplate="state %{y}, position %{x}<br>G = %{customdata:.3g}<extra></extra>"),
+        go.Scatter(x=[0], y=[n_states], mode="markers+text", text=["loss"], textposition="middle right",
+                   marker={"symbol": "star", "size": 16, "color": COLORS["vermillion"]}, hoverinfo="skip"),
+    ])
+    figure.update_layout(**_layout(
+        320, {"title": "position", "tickmode": "array", "tickvals": list(range(n)), "range": [-0.5, n - 0.5]},
+        {"title": "state", "tickmode": "array", "tickvals": list(range(n_states + 1)),
+         "ticktext": list(state_names) + ["loss"], "range": [-0.5, n_states + 0.5]}, ""))
+    answer_positions = list(range(0, n, 2))  # the output after each g_t (the format g₁ w₁ g₂ w₂ … g_K)
+
+    def frame(fmt, rule, t):
+        p = answer_positions[t]
+        return {"data": {0: {"z": arrays[fmt, rule][t]}, 1: {"x": [p], "text": [f"ℓ after g<sub>{t + 1}</sub>"]}},
+                "layout": {"xaxis": {"ticktext": list(tokens[fmt])},
+                           "title": {"text": f"{fmt}, {rule}: where the gradient of the loss after g<sub>{t + 1}</sub> "
+                                             "lands (blank: exactly 0)"}}}
+
+    controls = [dropdown("fmt", "positions added", formats), dropdown("rule", "training rule", rules),
+                slider("t", "loss after g_t", range(n_losses), [f"g{t + 1}" for t in range(n_losses)],
+                       initial=n_losses - 1)]
+    return explorer("where the answer's gradient goes", figure, controls, frame, log_color=[(0, "z")])

@@ -22,7 +22,7 @@ SHOTS = ROOT / "artifacts" / "screenshots" / "explorers"
 BROWSER_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable", "chrome")
 # the explorers each page must have (more may come: every page with one is driven)
 EXPECTED = {"chapters/02_residual_stream.html": 1, "chapters/03_gradient_flow.html": 2,
-            "chapters/04_depth_bound.html": 1}
+            "chapters/04_depth_bound.html": 1, "chapters/07_thinking_without_writing.html": 1}
 MARKER = re.compile(r'data-mt-explorer="(mt-[0-9a-f]{10})"')
 
 
