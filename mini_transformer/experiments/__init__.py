@@ -41,6 +41,28 @@ def script_arguments(doc: str, scales, argv=None, extra=None):
     return args, torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def resume(out: str | Path | None, config: dict, tables: tuple[str, ...]) -> dict[str, dict]:
+    """The result tables (``{key: value}`` per name in ``tables``) of an earlier run of the same
+    ``config`` in ``out``, to resume from; empty tables when ``out`` is None or absent. Raises
+    ValueError when ``out`` holds another configuration."""
+    empty = {name: {} for name in tables}
+    if out is None or not Path(out).exists():
+        return empty
+    previous = json.loads(Path(out).read_text())
+    if previous.get("config") != json.loads(json.dumps(config)):
+        raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
+    return {name: previous.get(name, {}) for name in tables}
+
+
+def merge_tables(results: list[dict], tables: tuple[str, ...]) -> dict[str, dict]:
+    """Union of the tables named in ``tables`` over several result files' contents (later wins)."""
+    merged = {name: {} for name in tables}
+    for result in results:
+        for name in tables:
+            merged[name].update(result[name])
+    return merged
+
+
 def write_result(result: dict, name: str, scale: str, out: Path | None = None, indent: int | None = None) -> Path:
     """Write ``result`` (with its scale, device and thread count) as JSON; returns the path."""
     result.update(scale=scale, threads=torch.get_num_threads())

@@ -46,8 +46,9 @@ from ..models import DTransformer, device_of
 from ..tasks import permutations as s3
 from ..training import train
 from ..validation import check_choice
-from . import RESULTS, load_result, script_arguments, write_result
+from . import RESULTS, load_result, merge_tables, resume, script_arguments, write_result
 
+TABLES = ("accuracy", "seconds")  # the result file's per-run tables, keyed "arm/K/seed"
 ARMS = ("decoded", "curriculum", "curriculum_detached", "curriculum_pause", "answer_only", "answer_only_detached",
         "silent", "written")
 
@@ -194,12 +195,7 @@ def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, sca
         arms: tuple[str, ...] | None = None) -> dict:
     """Train every (K, arm, seed) of ``config``; with ``out``, the file is rewritten after each run
     and a rerun with the same configuration resumes where it stopped."""
-    result = {"config": asdict(config), "chance": 1 / s3.ORDER, "accuracy": {}, "seconds": {}}
-    if out is not None and Path(out).exists():
-        previous = json.loads(Path(out).read_text())
-        if previous.get("config") != json.loads(json.dumps(asdict(config))):
-            raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
-        result.update(accuracy=previous["accuracy"], seconds=previous["seconds"])
+    result = {"config": asdict(config), "chance": 1 / s3.ORDER, **resume(out, asdict(config), TABLES)}
     for length in config.lengths:
         g, s = s3.sample(config.n_test, length, torch.Generator().manual_seed(10_000 + length))
         for arm in config.arms if arms is None else [a for a in config.arms if a in arms]:
@@ -226,10 +222,7 @@ def merge(paths, out) -> dict:
         raise ValueError(f"the files {list(map(str, paths))} differ in more than their arms")
     arms = [a for a in ARMS if any(a in r["config"]["arms"] for r in results)]
     merged = {"config": {**results[0]["config"], "arms": arms}, "chance": results[0]["chance"],
-              "accuracy": {}, "seconds": {}}
-    for r in results:
-        merged["accuracy"].update(r["accuracy"])
-        merged["seconds"].update(r["seconds"])
+              **merge_tables(results, TABLES)}
     merged.update(scale=results[0].get("scale", "custom"), threads=results[0].get("threads"))
     Path(out).write_text(json.dumps(merged, separators=(",", ":")))
     return merged

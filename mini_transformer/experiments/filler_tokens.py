@@ -25,9 +25,10 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks import multiplication as mul
 from ..training import train
-from . import RESULTS, load_result, script_arguments, write_result
+from . import RESULTS, load_result, merge_tables, resume, script_arguments, write_result
 
 MODES = ("vanilla", "myopic")
+TABLES = ("exact_match", "seconds")  # the result file's per-run tables, keyed "mode/F/seed"
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,7 @@ def run(config: FillerConfig, out=None, device=None, progress: bool = True, scal
         seeds: tuple[int, ...] | None = None) -> dict:
     """Every (F, mode, seed) of ``config`` (or only ``seeds``); with ``out``, rewritten after each run and
     resumable. Separate processes may run separate seeds into separate files: :func:`merge` joins them."""
-    result = {"config": asdict(config), "exact_match": {}, "seconds": {}}
-    if out is not None and Path(out).exists():
-        previous = json.loads(Path(out).read_text())
-        if previous.get("config") != json.loads(json.dumps(asdict(config))):
-            raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
-        result.update(exact_match=previous["exact_match"], seconds=previous["seconds"])
+    result = {"config": asdict(config), **resume(out, asdict(config), TABLES)}
     a, b = mul.sample(config.n_test, torch.Generator().manual_seed(12345))
     for seed in config.seeds if seeds is None else [s for s in config.seeds if s in seeds]:
         for n_fillers in config.fillers:
@@ -102,10 +98,7 @@ def merge(paths, out) -> dict:
     results = [json.loads(Path(p).read_text()) for p in paths]
     if any(r["config"] != results[0]["config"] for r in results):
         raise ValueError(f"the files {list(map(str, paths))} hold different configurations")
-    merged = {"config": results[0]["config"], "exact_match": {}, "seconds": {}}
-    for r in results:
-        merged["exact_match"].update(r["exact_match"])
-        merged["seconds"].update(r["seconds"])
+    merged = {"config": results[0]["config"], **merge_tables(results, TABLES)}
     scale, threads = results[0].get("scale", "custom"), results[0].get("threads")
     write_result(merged, "filler_tokens", scale, Path(out))
     merged["threads"] = threads
