@@ -254,7 +254,11 @@ def test_the_chain_gradient_explorer_holds_every_format_rule_and_loss():
     assert frame["layout"]["xaxis"]["ticktext"] == tokens["written"]
     data = frame["data"]
     z = (data.get(0) or data.get("0"))["z"]
-    np.testing.assert_allclose(np.array(z, dtype=float), np.array(ex.round_sig(grids["written", "myopic"][2].tolist())))
+    view = grids["written", "myopic"][2]
+    np.testing.assert_allclose(np.array(z, dtype=float), np.array(ex.round_sig((view / view.max()).tolist())))
+    assert f"largest G {view.max():.2g}" in frame["layout"]["title"]["text"]
+    zeros = made.frames[made.index[5]]["data"]  # thoughts, myopic, the last loss: its zero row stays zero
+    assert np.all(np.array((zeros.get(0) or zeros.get("0"))["z"], dtype=float)[2] == 0)
     with pytest.raises(ValueError, match="every .format, rule. pair"):
         ex.chain_gradient_explorer({("thoughts", "vanilla"): grids["thoughts", "vanilla"],
                                            ("written", "myopic"): grids["written", "myopic"]}, tokens,

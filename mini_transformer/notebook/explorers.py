@@ -355,6 +355,18 @@ def _log_colorbar(values, floor_ratio: float = 1e-4, title: str = "") -> dict:
                                                    "ticktext": [f"1e{k}" if k not in (0, 1) else str(10 ** k) for k in ticks]}}
 
 
+def _grid_and_loss_star(n_states: int, n: int, scale: dict, hovertemplate: str) -> list:
+    """The states × positions heatmap (trace 0: its ``z`` comes from each frame, on the log colour
+    ``scale``) and the loss position's star on the row above it (trace 1: its ``x`` from each frame)."""
+    import plotly.graph_objects as go
+
+    return [go.Heatmap(z=np.zeros((n_states, n)).tolist(), x=list(range(n)), y=list(range(n_states)),
+                       colorscale=VIRIDIS, zmin=scale["cmin"], zmax=scale["cmax"], colorbar=scale["colorbar"],
+                       hoverongaps=False, xgap=1, ygap=1, hovertemplate=hovertemplate),
+            go.Scatter(x=[0], y=[n_states], mode="markers+text", text=["loss"], textposition="middle right",
+                       marker={"symbol": "star", "size": 16, "color": COLORS["vermillion"]}, hoverinfo="skip")]
+
+
 def _layout(height: int, xaxis: dict, yaxis: dict, title: str) -> dict:
     return {"template": "simple_white", "height": height, "margin": {"l": 70, "r": 20, "t": 50, "b": 50},
             "title": {"text": title, "font": {"size": 14}}, "xaxis": xaxis, "yaxis": yaxis,
@@ -448,14 +460,8 @@ def gradient_flow_explorer(flows: dict, tokens: Sequence[str] | None = None) -> 
     G = {label: f.G.detach().cpu().numpy() for label, f in flows.items()}
     scale = _log_colorbar(np.stack(list(G.values())), title="‖∂ℓ<sub>t</sub> / ∂X<sub>i</sub>[s]‖")
     names = list(first.names)
-    figure = go.Figure([
-        go.Heatmap(z=np.zeros((n_states, n)).tolist(), x=list(range(n)), y=list(range(n_states)),
-                   colorscale=VIRIDIS, zmin=scale["cmin"], zmax=scale["cmax"], colorbar=scale["colorbar"],
-                   hoverongaps=False, xgap=1, ygap=1,
-                   hovertemplate="state %{y}, source s = %{x}<br>G = %{customdata:.3g}<extra></extra>"),
-        go.Scatter(x=[0], y=[n_states], mode="markers+text", text=["loss"], textposition="middle right",
-                   marker={"symbol": "star", "size": 16, "color": COLORS["vermillion"]}, hoverinfo="skip"),
-    ])
+    figure = go.Figure(_grid_and_loss_star(
+        n_states, n, scale, "state %{y}, source s = %{x}<br>G = %{customdata:.3g}<extra></extra>"))
     figure.update_layout(**_layout(
         340, {"title": "source position s", "range": [-0.5, n - 0.5]},
         {"title": "state of the residual stream", "tickmode": "array", "tickvals": list(range(n_states + 1)),
@@ -763,7 +769,8 @@ def chain_gradient_explorer(grids: dict, tokens: dict, state_names: Sequence[str
     tokens, filler tokens, continuous thoughts), a training rule (vanilla, myopic) and the loss
     position; see G = ‖∂ℓ/∂X_i[p]‖ over the states × positions grid of one model. ``grids`` maps
     ``(format, rule)`` to an array ``(losses, states, positions)``: one grid per loss position;
-    ``tokens`` maps each format to its position labels. One log colour scale for all of them."""
+    ``tokens`` maps each format to its position labels. Each view is coloured relative to its own
+    largest G (log scale), whose value its title gives."""
     import plotly.graph_objects as go
 
     if not grids:
@@ -781,15 +788,12 @@ def chain_gradient_explorer(grids: dict, tokens: dict, state_names: Sequence[str
         raise ValueError(f"tokens must give {n} position labels for each format {formats}")
     if len(state_names) != n_states:
         raise ValueError(f"state_names must name the {n_states} states")
-    scale = _log_colorbar(np.stack(list(arrays.values())), title="G = ‖∂ℓ / ∂X‖")
-    figure = go.Figure([
-        go.Heatmap(z=np.zeros((n_states, n)).tolist(), x=list(range(n)), y=list(range(n_states)),
-                   colorscale=VIRIDIS, zmin=scale["cmin"], zmax=scale["cmax"], colorbar=scale["colorbar"],
-                   hoverongaps=False, xgap=1, ygap=1,
-                   hovertemplate="state %{y}, position %{x}<br>G = %{customdata:.3g}<extra></extra>"),
-        go.Scatter(x=[0], y=[n_states], mode="markers+text", text=["loss"], textposition="middle right",
-                   marker={"symbol": "star", "size": 16, "color": COLORS["vermillion"]}, hoverinfo="skip"),
-    ])
+    # One colour scale per view, relative to the view's largest G: the trained thought model's
+    # gradients (~1e-3) and the written format's (~1) differ by decades, so a shared scale would
+    # leave one of them uniformly dark. The title gives the largest G of the view.
+    scale = _log_colorbar(np.ones(1), title="G / largest G in this view")
+    figure = go.Figure(_grid_and_loss_star(
+        n_states, n, scale, "state %{y}, position %{x}<br>G / largest G = %{customdata:.3g}<extra></extra>"))
     figure.update_layout(**_layout(
         320, {"title": "position", "tickmode": "array", "tickvals": list(range(n)), "range": [-0.5, n - 0.5]},
         {"title": "state", "tickmode": "array", "tickvals": list(range(n_states + 1)),
@@ -797,11 +801,13 @@ def chain_gradient_explorer(grids: dict, tokens: dict, state_names: Sequence[str
     answer_positions = list(range(0, n, 2))  # the output after each g_t (the format g₁ w₁ g₂ w₂ … g_K)
 
     def frame(fmt, rule, t):
-        p = answer_positions[t]
-        return {"data": {0: {"z": arrays[fmt, rule][t]}, 1: {"x": [p], "text": [f"ℓ after g<sub>{t + 1}</sub>"]}},
+        p, view = answer_positions[t], arrays[fmt, rule][t]
+        top = float(view.max())
+        return {"data": {0: {"z": view / top if top > 0 else view},
+                         1: {"x": [p], "text": ["ℓ"], "textposition": "middle right" if p < n - 1 else "middle left"}},
                 "layout": {"xaxis": {"ticktext": list(tokens[fmt])},
-                           "title": {"text": f"{fmt}, {rule}: where the gradient of the loss after g<sub>{t + 1}</sub> "
-                                             "lands (blank: exactly 0)"}}}
+                           "title": {"text": f"{fmt}, {rule}: where ∂ℓ after g<sub>{t + 1}</sub> lands "
+                                             f"(largest G {top:.2g}; blank: 0)"}}}
 
     controls = [dropdown("fmt", "positions added", formats), dropdown("rule", "training rule", rules),
                 slider("t", "loss after g_t", range(n_losses), [f"g{t + 1}" for t in range(n_losses)],
