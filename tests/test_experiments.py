@@ -104,3 +104,12 @@ def test_khop_grid_script_writes_a_complete_file_and_resumes(tmp_path):
     before = out.read_text()
     khop_grid.main(["--scale", "tiny", "--out", str(out), "--threads", "1"])  # nothing left to run
     assert json.loads(out.read_text())["runs"] == json.loads(before)["runs"]
+
+
+def test_the_converged_scale_differs_from_small_only_in_its_budgets():
+    from dataclasses import replace
+
+    small, converged = myopia_gap.SCALES["small"], myopia_gap.SCALES["converged"]
+    assert replace(small, budgets=converged.budgets) == converged
+    assert converged.budgets[:len(small.budgets)] == small.budgets  # the same checkpoints up to 4000 steps
+    assert all(b == 2 * a for a, b in zip(converged.budgets, converged.budgets[1:]))  # doubling: the 1 % rule
