@@ -63,6 +63,19 @@ def merge_tables(results: list[dict], tables: tuple[str, ...]) -> dict[str, dict
     return merged
 
 
+def seeds_main(name: str, doc: str, scales, run, argv=None) -> Path:
+    """The command line of a script whose ``run(config, out, device, scale=, seeds=)`` trains one
+    seed at a time: ``--scale``, ``--out``, ``--threads`` and ``--seeds`` (only these seeds of the
+    scale); writes ``results/<name>_<scale>.json`` (or ``--out``) and returns its path."""
+    def extra(parser):
+        parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds of the scale")
+
+    args, device = script_arguments(doc, scales, argv, extra)
+    out = args.out or RESULTS / f"{name}_{args.scale}.json"
+    seeds = tuple(args.seeds) if args.seeds else None
+    return write_result(run(scales[args.scale], out, device, scale=args.scale, seeds=seeds), name, args.scale, out)
+
+
 def write_result(result: dict, name: str, scale: str, out: Path | None = None, indent: int | None = None) -> Path:
     """Write ``result`` (with its scale, device and thread count) as JSON; returns the path."""
     result.update(scale=scale, threads=torch.get_num_threads())

@@ -25,7 +25,7 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks import multiplication as mul
 from ..training import train
-from . import RESULTS, load_result, merge_tables, resume, script_arguments, write_result
+from . import load_result, merge_tables, resume, seeds_main, write_result
 
 MODES = ("vanilla", "myopic")
 TABLES = ("exact_match", "seconds")  # the result file's per-run tables, keyed "mode/F/seed"
@@ -111,14 +111,7 @@ def load(path=None) -> dict:
 
 
 def main(argv=None):
-    def extra(parser):
-        parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds of the scale")
-
-    args, device = script_arguments(__doc__, SCALES, argv, extra)
-    out = args.out or RESULTS / f"filler_tokens_{args.scale}.json"
-    seeds = tuple(args.seeds) if args.seeds else None
-    return write_result(run(SCALES[args.scale], out, device, scale=args.scale, seeds=seeds), "filler_tokens",
-                        args.scale, out)
+    return seeds_main("filler_tokens", __doc__, SCALES, run, argv)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks.precaching import PrecachingTask, huber_loss, loss_by_target_kind
 from ..training import train
-from . import RESULTS, load_result, resume, script_arguments, write_result
+from . import RESULTS, load_result, resume, seeds_main, write_result  # noqa: F401 (RESULTS: for the chapters)
 
 MODES = ("vanilla", "myopic")
 TABLES = ("loss", "seconds")  # per run, keyed "mode/p/steps/seed"; loss = {"past": ratio, "copy": ratio}
@@ -121,14 +121,7 @@ def load(path=None) -> dict:
 
 
 def main(argv=None):
-    def extra(parser):
-        parser.add_argument("--seeds", type=int, nargs="+", default=None, help="only these seeds of the scale")
-
-    args, device = script_arguments(__doc__, SCALES, argv, extra)
-    out = args.out or RESULTS / f"precaching_sweep_{args.scale}.json"
-    seeds = tuple(args.seeds) if args.seeds else None
-    return write_result(run(SCALES[args.scale], out, device, scale=args.scale, seeds=seeds), "precaching_sweep",
-                        args.scale, out)
+    return seeds_main("precaching_sweep", __doc__, SCALES, run, argv)
 
 
 if __name__ == "__main__":
