@@ -9,9 +9,10 @@ algorithm is its loss function.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import torch
 import torch.nn.functional as F
@@ -117,6 +118,9 @@ def train(
     eval_fn: Callable[[torch.nn.Module], float] | None = None,
     eval_every: int = 100,
     stop_when: Callable[[TrainingHistory], bool] | None = None,
+    checkpoint_every: int | None = None,
+    on_checkpoint: Callable[[dict], None] | None = None,
+    resume: dict | None = None,
 ) -> TrainingHistory:
     """Run ``steps`` gradient steps of ``loss_fn(model, *batch)`` on batches drawn from ``batches``.
 
@@ -129,10 +133,23 @@ def train(
     last, and its values are kept in ``history.evaluations``. ``stop_when(history)``, if given, is
     asked after every evaluation; training ends early when it returns True (``len(history.losses)``
     then tells how many steps ran).
+
+    A run can stop and go on later. ``on_checkpoint(state)`` is called every ``checkpoint_every``
+    steps with a :func:`torch.save`-able dict of what the rest of the run needs: the steps done, the
+    model's, optimiser's and scheduler's states, the history and torch's global RNG state. A later
+    call with the same arguments and ``resume=state`` loads them into ``model``, skips the first
+    ``state["step"]`` batches of ``batches`` (pass the same iterable afresh) and goes on: the result
+    equals the uninterrupted run's bit for bit on the same machine and thread count.
     """
     steps = check_positive_int(steps, "steps")
     eval_every = check_positive_int(eval_every, "eval_every")
     check_choice(schedule, "schedule", SCHEDULES)
+    if checkpoint_every is not None:
+        checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
+    if (checkpoint_every is None) != (on_checkpoint is None):
+        raise ValueError("checkpoint_every and on_checkpoint go together: give both or neither")
+    settings = dict(steps=steps, optimizer=optimizer, lr=lr, weight_decay=weight_decay, schedule=schedule,
+                    warmup=warmup, grad_clip=grad_clip, eval_every=eval_every)
     if seed is not None:
         torch.manual_seed(seed)
     device = torch.device(device) if device is not None else device_of(model)
@@ -148,6 +165,9 @@ def train(
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor)
     history = TrainingHistory()
+    first = 0
+    if resume is not None:
+        first = _load_checkpoint(resume, settings, model, opt, scheduler, history)
 
     def evaluate(step: int) -> None:
         if eval_fn is None:
@@ -158,8 +178,12 @@ def train(
         model.train()
 
     batch_iter = iter(batches)
-    bar = tqdm(range(steps), desc=description, disable=not progress, mininterval=1.0)
-    evaluate(0)
+    for _ in itertools.islice(batch_iter, first):  # a resumed run: the batches the first steps drew
+        pass
+    bar = tqdm(range(first, steps), desc=description, disable=not progress, mininterval=1.0, initial=first,
+               total=steps)
+    if first == 0:
+        evaluate(0)
     for step in bar:  # Alg. 11–13, lines 1–2: for each epoch, for each (batch of) sequence(s)
         try:
             batch = next(batch_iter)
@@ -181,8 +205,36 @@ def train(
             evaluate(step + 1)
             if stop_when is not None and stop_when(history):
                 break
+        if checkpoint_every is not None and (step + 1) % checkpoint_every == 0 and step + 1 < steps:
+            on_checkpoint(dict(step=step + 1, settings=settings, model=model.state_dict(),
+                               optimizer=opt.state_dict(), scheduler=scheduler.state_dict(),
+                               history=asdict(history), rng=torch.get_rng_state()))
     model.eval()
     return history
+
+
+def _load_checkpoint(state: dict, settings: dict, model, opt, scheduler, history: TrainingHistory) -> int:
+    """Load a :func:`train` checkpoint ``state`` (``resume=``) into the run's objects; returns its step."""
+    keys = {"step", "settings", "model", "optimizer", "scheduler", "history", "rng"}
+    if not isinstance(state, dict) or not keys <= set(state):
+        raise ValueError(f"resume must be a dict that on_checkpoint received (keys {sorted(keys)}), "
+                         f"got {type(state).__name__}" + (f" with keys {sorted(state)}" if isinstance(state, dict) else ""))
+    if state["settings"] != settings:
+        changed = sorted(k for k in settings if state["settings"].get(k) != settings[k])
+        raise ValueError(f"resume comes from a run with other settings ({', '.join(changed)}): "
+                         f"{ {k: state['settings'].get(k) for k in changed} } here { {k: settings[k] for k in changed} }")
+    if not 0 < state["step"] < settings["steps"]:
+        raise ValueError(f"resume['step'] must lie in (0, steps={settings['steps']}), got {state['step']}")
+    try:
+        model.load_state_dict(state["model"])
+    except RuntimeError as error:
+        raise ValueError(f"resume['model'] does not fit this model: {error}") from None
+    opt.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    history.losses[:] = state["history"]["losses"]
+    history.evaluations[:] = [tuple(e) for e in state["history"]["evaluations"]]
+    torch.set_rng_state(state["rng"])
+    return state["step"]
 
 
 def d_training(model, batches: Iterable, steps: int, **kwargs) -> TrainingHistory:

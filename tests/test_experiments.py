@@ -113,3 +113,40 @@ def test_the_converged_scale_differs_from_small_only_in_its_budgets():
     assert replace(small, budgets=converged.budgets) == converged
     assert converged.budgets[:len(small.budgets)] == small.budgets  # the same checkpoints up to 4000 steps
     assert all(b == 2 * a for a, b in zip(converged.budgets, converged.budgets[1:]))  # doubling: the 1 % rule
+
+
+@pytest.mark.parametrize("kill_at, phase", [(2, "scratch-vanilla"), (16, "scratch-myopic"), (28, "finetuned-vanilla")])
+def test_myopia_gap_killed_mid_run_goes_on_from_its_checkpoint_to_the_same_numbers(tmp_path, monkeypatch, kill_at,
+                                                                                      phase):
+    common = ["--scale", "tiny", "--threads", "1", "--seeds", "0", "--sizes", "XS"]
+    straight = myopia_gap.main([*common, "--out", str(tmp_path / "straight.json")])
+    out, checkpoints = tmp_path / "killed.json", tmp_path / "checkpoints"
+    write, saves = myopia_gap._write_atomic, []
+
+    class Killed(Exception):
+        pass
+
+    def write_then_die(path, content):  # the process dies right after its kill_at-th training checkpoint
+        write(path, content)
+        if path.suffix == ".pt" and not path.name.endswith("weights.pt"):
+            saves.append(path.name)
+            if len(saves) == kill_at:
+                raise Killed
+
+    monkeypatch.setattr(myopia_gap, "_write_atomic", write_then_die)
+    killed = [*common, "--out", str(out), "--checkpoints", str(checkpoints), "--checkpoint-every", "3"]
+    with pytest.raises(Killed):
+        myopia_gap.main(killed)
+    assert saves[-1] == f"{phase}.pt" and (checkpoints / "XS-seed0" / saves[-1]).exists()
+    monkeypatch.setattr(myopia_gap, "_write_atomic", write)
+    myopia_gap.main(killed)
+    expected, resumed = json.loads(straight.read_text()), json.loads(out.read_text())
+    for entry in (expected, resumed):  # wall-clock times differ; everything else must not
+        for phase in ("scratch", "finetuned"):
+            for arm in entry["sizes"]["XS"]["seeds"]["0"][phase].values():
+                arm.pop("seconds")
+    assert resumed["sizes"] == expected["sizes"]
+    assert not (checkpoints / "XS-seed0").exists()  # removed once the result file holds the run
+    with pytest.raises(ValueError, match="another configuration"):
+        myopia_gap.Phases(checkpoints / "old", myopia_gap.SCALES["tiny"])
+        myopia_gap.Phases(checkpoints / "old", myopia_gap.SCALES["small"])

@@ -154,3 +154,57 @@ def test_train_stops_when_asked_after_an_evaluation():
     history = mt.train(model, lambda m, x: m(x).pow(2).mean(), batches, steps=100, progress=False, eval_every=10,
                     eval_fn=lambda m: 0.0, stop_when=lambda h: h.evaluations[-1][0] >= 30)
     assert len(history.losses) == 30 and [s for s, _ in history.evaluations] == [0, 10, 20, 30]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_a_run_stopped_at_a_checkpoint_and_resumed_equals_the_straight_run_bit_for_bit(tmp_path, schedule):
+    cfg = small_config()
+    kwargs = dict(lr=1e-2, schedule=schedule, warmup=3, grad_clip=1.0, eval_every=4, progress=False,
+                  eval_fn=lambda m: mt.d_training_loss(m, next(repeating_batches(cfg.vocab_size, seed=9))).item())
+    torch.manual_seed(0)
+    init = mt.DTransformer(cfg)
+    straight = mt.DTransformer(cfg)
+    straight.load_state_dict(init.state_dict())
+    torch.manual_seed(5)
+    expected = mt.d_training(straight, repeating_batches(cfg.vocab_size), 20, **kwargs)
+
+    class Stop(Exception):
+        pass
+
+    def save_and_stop(state):  # the process dies right after its second checkpoint (step 10)
+        torch.save(state, tmp_path / "run.pt")
+        if state["step"] == 10:
+            raise Stop
+
+    first = mt.DTransformer(cfg)
+    first.load_state_dict(init.state_dict())
+    torch.manual_seed(5)
+    with pytest.raises(Stop):
+        mt.d_training(first, repeating_batches(cfg.vocab_size), 20, checkpoint_every=5, on_checkpoint=save_and_stop,
+                      **kwargs)
+    torch.manual_seed(1234)  # a new process: another global RNG state, a fresh model
+    second = mt.DTransformer(cfg)
+    state = torch.load(tmp_path / "run.pt", weights_only=True)
+    resumed = mt.d_training(second, repeating_batches(cfg.vocab_size), 20, resume=state, **kwargs)
+    assert resumed.losses == expected.losses
+    assert resumed.evaluations == expected.evaluations
+    for name, value in straight.state_dict().items():
+        assert torch.equal(value, second.state_dict()[name]), name
+
+
+def test_resume_refuses_a_checkpoint_of_other_settings_or_another_shape():
+    cfg = small_config()
+    states = []
+    model = mt.DTransformer(cfg)
+    mt.d_training(model, repeating_batches(cfg.vocab_size), 6, lr=1e-2, progress=False, checkpoint_every=3,
+                  on_checkpoint=states.append)
+    with pytest.raises(ValueError, match="other settings.*lr"):
+        mt.d_training(mt.DTransformer(cfg), repeating_batches(cfg.vocab_size), 6, lr=1e-3, progress=False,
+                      resume=states[0])
+    with pytest.raises(ValueError, match="does not fit this model"):
+        mt.d_training(mt.DTransformer(small_config(d_model=cfg.d_model * 2)), repeating_batches(cfg.vocab_size), 6,
+                      lr=1e-2, progress=False, resume=states[0])
+    with pytest.raises(ValueError, match="resume must be a dict"):
+        mt.d_training(model, repeating_batches(cfg.vocab_size), 6, lr=1e-2, progress=False, resume={"step": 3})
+    with pytest.raises(ValueError, match="go together"):
+        mt.d_training(model, repeating_batches(cfg.vocab_size), 6, progress=False, checkpoint_every=3)

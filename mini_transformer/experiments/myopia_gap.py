@@ -18,10 +18,15 @@ bootstrap), the loss by position, and future-token probes with their baselines (
 of the same shape, the majority class, and the next token alone). The context-free reference is the
 counted bigram on the same validation windows (what a transformer bigram tends to as it converges).
 Each (size, seed) is written as soon as it is done, under a file lock, so several processes may
-share one result file (``--sizes``, ``--seeds``) and a rerun skips what is there.
+share one result file (``--sizes``, ``--seeds``) and a rerun skips what is there. A run longer than
+one sitting takes ``--checkpoints DIR``: every ``--checkpoint-every`` steps it saves the running
+phase (model, optimiser, scheduler, history, RNG) and, once a phase is done, its record, so a killed
+process started again with the same arguments goes on where it stopped; the result equals an
+uninterrupted run's bit for bit (same machine and thread count).
 
     python -m mini_transformer.experiments.myopia_gap --scale small   # the committed file, CPU
-    python -m mini_transformer.experiments.myopia_gap --scale converged --sizes S --threads 1  # to the 1 % rule
+    python -m mini_transformer.experiments.myopia_gap --scale converged --sizes S --threads 1 \
+        --checkpoints ~/myopia_checkpoints                                      # to the 1 % rule, resumable
     python -m mini_transformer.experiments.myopia_gap --scale full    # a GPU run
 """
 
@@ -30,6 +35,8 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import os
+import shutil
 import time
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
@@ -112,10 +119,12 @@ def converged(curve: list[tuple[int, float]], budgets: tuple[int, ...], toleranc
 
 def train_run(model: DTransformer, mode: str, corpus: CharCorpus, config: GapConfig, steps: int,
               data_seed: int, val: torch.Tensor, schedule: str = "constant", warmup: int | None = None,
-              stop: bool = False, progress: bool = True, description: str = "") -> list[tuple[int, float]]:
+              stop: bool = False, progress: bool = True, description: str = "",
+              **checkpointing) -> list[tuple[int, float]]:
     """Train ``model`` in ``mode`` ("vanilla" or "myopic", β = 0) for ``steps`` on batches seeded by
     ``data_seed``; returns the validation curve [(steps done, mean loss)]. ``stop`` applies the
-    convergence rule."""
+    convergence rule; ``checkpointing`` (``checkpoint_every``, ``on_checkpoint``, ``resume``) goes
+    to :func:`~mini_transformer.training.train`."""
     batches = random_windows(corpus.train, config.batch_size, config.length,
                              generator=torch.Generator().manual_seed(data_seed))
     with myopic(model, beta=0.0) if mode == "myopic" else nullcontext():
@@ -124,7 +133,7 @@ def train_run(model: DTransformer, mode: str, corpus: CharCorpus, config: GapCon
                              description=description, eval_fn=lambda m: window_losses(m, val).mean().item(),
                              eval_every=config.eval_every,
                              stop_when=(lambda h: converged(h.evaluations, config.budgets, config.tolerance))
-                             if stop else None)
+                             if stop else None, **checkpointing)
     return [(step, round(loss, 5)) for step, loss in history.evaluations]
 
 
@@ -183,37 +192,101 @@ def _summary(model, val: torch.Tensor, probe_set: torch.Tensor | None, curve, se
     return record
 
 
+class Phases:
+    """The checkpoints of one (size, seed) in ``directory`` (None: no checkpoints): per phase, the
+    running training state ``<phase>.pt`` every ``every`` steps, then its record ``<phase>.json``
+    (and, for the from-scratch vanilla phase, its weights), each written atomically."""
+
+    def __init__(self, directory: Path | None, config: GapConfig, every: int = 1000):
+        self.directory, self.every = directory, every
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+            stamp, wanted = directory / "config.json", json.dumps(asdict(config), sort_keys=True)
+            if stamp.exists() and stamp.read_text() != wanted:
+                raise ValueError(f"checkpoints {directory} belong to another configuration; remove them or "
+                                 "choose another --checkpoints")
+            _write_atomic(stamp, lambda f: f.write(wanted.encode()))
+
+    def done(self, phase: str, model=None) -> dict | None:
+        """The record of ``phase`` if it finished (its weights loaded into ``model``), else None."""
+        if self.directory is None or not (self.directory / f"{phase}.json").exists():
+            return None
+        if model is not None:
+            model.load_state_dict(torch.load(self.directory / f"{phase}.weights.pt", weights_only=True))
+        return json.loads((self.directory / f"{phase}.json").read_text())
+
+    def train(self, phase: str, model, run) -> tuple[list[tuple[int, float]], float]:
+        """``run(**checkpointing)`` (a :func:`train_run` call on ``model``), resumed from ``phase``'s
+        last checkpoint if there is one; returns its curve and seconds (summed over every sitting)."""
+        start, state, kwargs = time.perf_counter(), None, {}
+        if self.directory is not None:
+            path = self.directory / f"{phase}.pt"
+            state = torch.load(path, weights_only=True) if path.exists() else None
+            before = state.pop("seconds") if state else 0.0
+            kwargs = dict(checkpoint_every=self.every, resume=state, on_checkpoint=lambda s: _write_atomic(
+                path, lambda f: torch.save({**s, "seconds": before + time.perf_counter() - start}, f)))
+        else:
+            before = 0.0
+        curve = run(**kwargs)
+        return curve, before + time.perf_counter() - start
+
+    def finish(self, phase: str, record: dict, model=None) -> dict:
+        if self.directory is not None:
+            if model is not None:
+                _write_atomic(self.directory / f"{phase}.weights.pt", lambda f: torch.save(model.state_dict(), f))
+            _write_atomic(self.directory / f"{phase}.json", lambda f: f.write(json.dumps(record).encode()))
+            (self.directory / f"{phase}.pt").unlink(missing_ok=True)
+        return record
+
+
+def _write_atomic(path: Path, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, then rename it to ``path``: a process killed
+    mid-write leaves the old file whole."""
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        write(f)
+    os.replace(temporary, path)
+
+
 def run_seed(size: ModelSize, seed: int, corpus: CharCorpus, config: GapConfig, val: torch.Tensor,
-             probe_set: torch.Tensor, device=None, progress: bool = True) -> dict:
+             probe_set: torch.Tensor, device=None, progress: bool = True, checkpoints: Path | None = None,
+             checkpoint_every: int = 1000) -> dict:
     """One (size, seed): vanilla until converged, myopic for as many steps, and the two fine-tuned arms
-    from the converged vanilla weights."""
+    from the converged vanilla weights. With ``checkpoints`` (a directory), every phase saves its state
+    there every ``checkpoint_every`` steps and a rerun goes on from the last save."""
+    phases = Phases(checkpoints, config, checkpoint_every)
     vocab = corpus.tokenizer.vocab_size
     torch.manual_seed(seed)
     init = build(size, vocab, config.length, "vanilla", config.kernels).to(device or "cpu")
     untrained_probes = future_token_probes(init, probe_set)
     entry = {"scratch": {}, "finetuned": {}, "untrained_probes": untrained_probes}
 
-    start = time.perf_counter()
     vanilla = copy.deepcopy(init)
-    curve = train_run(vanilla, "vanilla", corpus, config, config.budgets[-1], seed, val, stop=True,
-                      progress=progress, description=f"{size.name} vanilla (seed {seed})")
-    entry["scratch"]["vanilla"] = _summary(vanilla, val, probe_set, curve, time.perf_counter() - start)
-    entry["converged"] = converged(curve, config.budgets, config.tolerance)
-    steps = curve[-1][0]
+    record = phases.done("scratch-vanilla", vanilla)
+    if record is None:
+        curve, seconds = phases.train("scratch-vanilla", vanilla, lambda **k: train_run(
+            vanilla, "vanilla", corpus, config, config.budgets[-1], seed, val, stop=True, progress=progress,
+            description=f"{size.name} vanilla (seed {seed})", **k))
+        record = phases.finish("scratch-vanilla", _summary(vanilla, val, probe_set, curve, seconds), vanilla)
+    entry["scratch"]["vanilla"] = record
+    entry["converged"] = converged(record["curve"], config.budgets, config.tolerance)
+    steps = record["curve"][-1][0]
 
-    start = time.perf_counter()
-    myopic_model = copy.deepcopy(init)
-    curve = train_run(myopic_model, "myopic", corpus, config, steps, seed, val, progress=progress,
-                      description=f"{size.name} myopic (seed {seed}, {steps} steps)")
-    entry["scratch"]["myopic"] = _summary(myopic_model, val, probe_set, curve, time.perf_counter() - start)
-
-    for mode in ("vanilla", "myopic"):
-        start = time.perf_counter()
-        model = copy.deepcopy(vanilla)
-        curve = train_run(model, mode, corpus, config, config.finetune_steps, seed + 10_000, val,
-                          schedule="cosine", warmup=0, progress=progress,
-                          description=f"{size.name} fine-tune {mode} (seed {seed})")
-        entry["finetuned"][mode] = _summary(model, val, None, curve, time.perf_counter() - start)
+    runs = [("scratch", "myopic", init, steps, seed, dict(probe_set=probe_set, schedule="constant", warmup=None))]
+    runs += [("finetuned", mode, vanilla, config.finetune_steps, seed + 10_000,
+              dict(probe_set=None, schedule="cosine", warmup=0)) for mode in ("vanilla", "myopic")]
+    for phase, mode, start_from, n_steps, data_seed, how in runs:
+        name = f"{phase}-{mode}"
+        record = phases.done(name)
+        if record is None:
+            model = copy.deepcopy(start_from)
+            label = (f"{size.name} myopic (seed {seed}, {n_steps} steps)" if phase == "scratch"
+                     else f"{size.name} fine-tune {mode} (seed {seed})")
+            curve, seconds = phases.train(name, model, lambda **k: train_run(
+                model, mode, corpus, config, n_steps, data_seed, val, schedule=how["schedule"], warmup=how["warmup"],
+                progress=progress, description=label, **k))
+            record = phases.finish(name, _summary(model, val, how["probe_set"], curve, seconds))
+        entry[phase][mode] = record
     entry["parameters"] = sum(p.numel() for p in init.parameters())
     return entry
 
@@ -238,9 +311,11 @@ def _read(path: Path, config: GapConfig) -> dict:
 
 
 def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None,
-        device=None, progress: bool = True) -> dict:
+        device=None, progress: bool = True, checkpoints: Path | None = None, checkpoint_every: int = 1000) -> dict:
     """Train every (size, seed) of ``config`` (or of the ``sizes`` and ``seeds`` named) not already in
-    ``out``, writing ``out`` after each; returns the file's content."""
+    ``out``, writing ``out`` after each; returns the file's content. With ``checkpoints`` (a directory),
+    each (size, seed) saves its progress in ``checkpoints/<size>-seed<seed>`` every ``checkpoint_every``
+    steps and goes on from there when run again; the directory is removed once ``out`` holds the run."""
     corpus = shakespeare(n_plays=config.n_plays)
     val = fixed_windows(corpus.val, config.n_val, config.length, seed=1)
     probe_set = fixed_windows(corpus.val, config.probe_windows, config.length, seed=2)
@@ -261,14 +336,17 @@ def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seed
                 continue
             if str(seed) in result["sizes"].get(size.name, {}).get("seeds", {}):
                 continue
-            entry = run_seed(size, seed, corpus, config, val, probe_set, device, progress)
+            directory = None if checkpoints is None else Path(checkpoints) / f"{size.name}-seed{seed}"
+            entry = run_seed(size, seed, corpus, config, val, probe_set, device, progress, directory, checkpoint_every)
             with _locked(out):
                 result = _read(out, config)
                 block = result["sizes"].setdefault(size.name, {"d_model": size.d_model, "n_layers": size.n_layers,
                                                                "n_heads": size.n_heads, "seeds": {}})
                 block["parameters"] = entry.pop("parameters")
                 block["seeds"][str(seed)] = entry
-                out.write_text(json.dumps(result, separators=(",", ":")))
+                _write_atomic(out, lambda f: f.write(json.dumps(result, separators=(",", ":")).encode()))
+            if directory is not None:
+                shutil.rmtree(directory)
             scratch, tuned = entry["scratch"], entry["finetuned"]
             print(f"{size.name} seed {seed}: {scratch['vanilla']['steps']} steps (converged: {entry['converged']}); "
                   f"vanilla {scratch['vanilla']['curve'][-1][1]:.3f}, myopic {scratch['myopic']['curve'][-1][1]:.3f}; "
@@ -336,11 +414,15 @@ def main(argv=None) -> Path:
     def selection(parser):
         parser.add_argument("--sizes", nargs="*", default=None, help="only these sizes (default: all)")
         parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: all)")
+        parser.add_argument("--checkpoints", type=Path, default=None,
+                            help="directory for mid-run checkpoints: a killed run goes on from the last one")
+        parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
 
     args, device = script_arguments(__doc__, SCALES, argv, extra=selection)
     out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
     run(SCALES[args.scale], out, sizes=tuple(args.sizes) if args.sizes else None,
-        seeds=tuple(args.seeds) if args.seeds else None, device=device)
+        seeds=tuple(args.seeds) if args.seeds else None, device=device, checkpoints=args.checkpoints,
+        checkpoint_every=args.checkpoint_every)
     print(f"wrote {out}")
     return out
 
