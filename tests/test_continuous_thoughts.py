@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from mini_transformer import DTransformer, TransformerConfig
 from mini_transformer.analysis.paths import StateGraph
 from mini_transformer.analysis.thoughts import state_gradients, think
+from mini_transformer.hooks import state_names, zero_deltas
 from mini_transformer.experiments import continuous_thoughts as ct
 from mini_transformer.tasks import permutations as s3
 
@@ -164,3 +165,33 @@ def test_command_line_writes_the_scale(tmp_path):
     result = ct.load(out)
     assert result["scale"] == "tiny" and result["chance"] == pytest.approx(1 / 6)
     assert set(result["seconds"]) == set(result["accuracy"])
+
+
+def test_state_gradients_match_finite_differences_through_the_chain_of_thoughts():
+    """G[i, p] = ‖∂ loss / ∂X_i[p]‖, with the chain: nudge every coordinate of every state (the nudge
+    also changes every thought fed from it) and difference the loss (float64, central differences)."""
+    torch.manual_seed(0)
+    model = DTransformer(TransformerConfig(vocab_size=s3.THOUGHT_VOCAB, max_len=7, d_model=4, n_layers=2,
+                                           n_heads=2)).double()
+    g, s = s3.sample(1, 4, torch.Generator().manual_seed(3))
+    x = s3.with_thoughts(g, s, 2)
+    thoughts = x == s3.THOUGHT
+
+    def answer_loss(logits):
+        return F.cross_entropy(logits[:, -1, 6:12], s[:, -1], reduction="sum")
+
+    G = state_gradients(model, x, thoughts, answer_loss)
+    # one batch row per nudge: state i, position p, coordinate k, sign ±
+    names, (length, d), eps = state_names(model), x.shape[1:] + (model.config.d_model,), 1e-6
+    nudges = [(i, p, k, sign) for i in range(len(names)) for p in range(length) for k in range(d) for sign in (1, -1)]
+    deltas = zero_deltas(model, len(nudges), length)
+    for row, (i, p, k, sign) in enumerate(nudges):
+        deltas[names[i]][row, p, k] = sign * eps
+    with torch.no_grad():
+        logits, _ = think(model, x.expand(len(nudges), -1), thoughts.expand(len(nudges), -1), deltas=deltas)
+        losses = F.cross_entropy(logits[:, -1, 6:12], s[:, -1].expand(len(nudges)), reduction="none")
+    numeric = ((losses[0::2] - losses[1::2]) / (2 * eps)).reshape(len(names), length, d).norm(dim=-1)
+    torch.testing.assert_close(G, numeric, rtol=1e-5, atol=1e-8)
+    cut = state_gradients(model, x, thoughts, answer_loss, detach=True)  # without the chain: not the derivative
+    assert not torch.allclose(cut, numeric, rtol=1e-3, atol=1e-6)
+    assert (G[-1, :-1] > 0).sum() >= 2  # the chain carries gradient from the answer into earlier top states
