@@ -26,9 +26,9 @@ def test_sweep_writes_every_run_and_resumes_without_retraining(tmp_path, monkeyp
 
 def test_vanilla_and_myopic_share_initialisation_and_batches_and_differ_after_training():
     config = ps.SCALES["tiny"]
-    a, _ = ps.train_arm("vanilla", 1.0, 10, config, seed=0, progress=False)
-    b, _ = ps.train_arm("vanilla", 1.0, 10, config, seed=0, progress=False)
-    c, _ = ps.train_arm("myopic", 1.0, 10, config, seed=0, progress=False)
+    a, _, _ = ps.train_arm("vanilla", 1.0, 10, config, seed=0, progress=False)
+    b, _, _ = ps.train_arm("vanilla", 1.0, 10, config, seed=0, progress=False)
+    c, _, _ = ps.train_arm("myopic", 1.0, 10, config, seed=0, progress=False)
     assert all(torch.equal(x, y) for x, y in zip(a.parameters(), b.parameters()))  # seeded
     assert not all(torch.equal(x, y) for x, y in zip(a.parameters(), c.parameters()))
     with pytest.raises(ValueError, match="mode"):

@@ -162,3 +162,24 @@ def flat(gradients: list[torch.Tensor]) -> torch.Tensor:
 def cosine(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     """Cosine of the angle between two parameter gradients."""
     return torch.nn.functional.cosine_similarity(flat(a), flat(b), dim=0).item()
+
+
+def top_parameters(model) -> list[str]:
+    """Names of the parameters in the top layer, the final layer norm and the unembedding. Nothing
+    above them reads another position, so the vanilla and the myopic rule give them the same
+    gradient, except the top layer's first layer norm (``ln_attn``), whose output at a past position
+    feeds the keys and values read there."""
+    top = (f"layers.{model.config.n_layers - 1}.", "final_ln.", "unembedding.")
+    return [name for name, _ in model.named_parameters() if name.startswith(top)]
+
+
+def gradient_cosines(model, loss_fn, *batch) -> tuple[float, float]:
+    """cos ∠(vanilla gradient, myopic gradient) of ``loss_fn(model, *batch)``: over all parameters,
+    and over the embeddings and the layers below the top (:func:`top_parameters`). The first is
+    partly 1 by construction (the top gets nearly the same gradient under both rules); the second
+    is the informative one."""
+    parts = gradient_decomposition(model, loss_fn, *batch)
+    top = set(top_parameters(model))
+    below = [i for i, (name, _) in enumerate(model.named_parameters()) if name not in top]
+    return (cosine(parts["vanilla"], parts["myopic"]),
+            cosine([parts["vanilla"][i] for i in below], [parts["myopic"][i] for i in below]))

@@ -56,29 +56,36 @@ def key(mode: str, p: float, steps: int, seed: int) -> str:
     return f"{mode}/{p:g}/{steps}/{seed}"
 
 
-def task_at(config: SweepConfig, p: float) -> PrecachingTask:
+def task_at(config, p: float) -> PrecachingTask:
     return PrecachingTask(window=config.window, frequency=config.frequency, p=p, length=config.length)
 
 
-def build(config: SweepConfig) -> DTransformer:
-    """Chapter 5's model: real inputs (x, z), one real output, ReLU MLPs, the faithful kernels."""
+def build(config) -> DTransformer:
+    """Chapter 5's model: real inputs (x, z), one real output, ReLU MLPs, the faithful kernels
+    (``config``: a :class:`SweepConfig` or any config with its model fields)."""
     return DTransformer(TransformerConfig(vocab_size=1, max_len=config.length, d_model=config.d_model,
                                           n_layers=config.n_layers, n_heads=config.n_heads, activation="relu",
                                           input_dim=2, output_dim=1))
 
 
-def train_arm(mode: str, p: float, steps: int, config: SweepConfig, seed: int, device=None, progress: bool = True):
-    """A fresh model (initialisation and batches seeded by ``seed``) trained ``steps`` in ``mode``."""
+def train_arm(mode: str, p: float, steps: int, config, seed: int, device=None, progress: bool = True,
+              eval_fn=None, eval_every: int = 100):
+    """A fresh model (initialisation and batches seeded by ``seed``) trained ``steps`` in ``mode``
+    ("vanilla" or "myopic", β = 0) with chapter 5's recipe; ``config`` is a :class:`SweepConfig` or
+    any config with its task and model fields. ``eval_fn(model)``, if given, runs every
+    ``eval_every`` steps (see :func:`~mini_transformer.training.train`). Returns the model (in eval
+    mode), its :class:`~mini_transformer.training.TrainingHistory` and the seconds it took."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     torch.manual_seed(seed)
     model = build(config).to(device or "cpu")
     start = time.perf_counter()
     with myopic(model, beta=1.0 if mode == "vanilla" else 0.0):
-        train(model, huber_loss, task_at(config, p).batches(config.batch_size, seed=seed), steps, lr=config.lr,
-              schedule="cosine", warmup=steps // 10, grad_clip=1.0, device=device, progress=progress,
-              description=f"{mode} p={p:g} {steps} steps seed {seed}")
-    return model.eval(), time.perf_counter() - start
+        history = train(model, huber_loss, task_at(config, p).batches(config.batch_size, seed=seed), steps,
+                        lr=config.lr, schedule="cosine", warmup=steps // 10, grad_clip=1.0, device=device,
+                        progress=progress, description=f"{mode} p={p:g} {steps} steps seed {seed}",
+                        eval_fn=eval_fn, eval_every=eval_every)
+    return model.eval(), history, time.perf_counter() - start
 
 
 def run(config: SweepConfig, out=None, device=None, progress: bool = True, scale: str = "custom",
@@ -95,7 +102,7 @@ def run(config: SweepConfig, out=None, device=None, progress: bool = True, scale
                     name = key(mode, p, steps, seed)
                     if name in result["loss"]:
                         continue
-                    model, seconds = train_arm(mode, p, steps, config, seed, device, progress)
+                    model, _, seconds = train_arm(mode, p, steps, config, seed, device, progress)
                     ratios = loss_by_target_kind(model, inputs, targets)
                     result["loss"][name] = {kind: None if ratio != ratio else round(ratio, 5)  # NaN: no such position
                                             for kind, ratio in ratios.items()}
