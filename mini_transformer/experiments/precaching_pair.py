@@ -23,25 +23,16 @@ from ..analysis.myopia import gradient_cosines
 from ..serialization import load_model, save_model
 from ..tasks.precaching import PrecachingTask, huber_loss, trivial_loss
 from . import RESULTS, load_result, resume, seeds_main, write_result
-from .precaching_sweep import MODES, build, task_at, train_arm
+from .precaching_sweep import MODES, PrecachingSetting, build, task_at, train_arm
 
 TABLES = ("runs",)  # keyed "mode/seed": {"curve": [(step, loss / trivial)], "cosines": [(all, below top)], ...}
 
 
 @dataclass(frozen=True)
-class PairConfig:
+class PairConfig(PrecachingSetting):
     p: float = 1.0  # share of positions whose target is a sum of past sines
     steps: int = 800
-    window: int = 5
-    frequency: float = 3.0
-    length: int = 32
-    d_model: int = 64
-    n_layers: int = 2
-    n_heads: int = 2
-    batch_size: int = 64
-    lr: float = 3e-3
     eval_every: int = 100
-    seeds: tuple[int, ...] = (0, 1, 2)
     n_val: int = 512  # validation sequences (seed 99)
     n_angle: int = 64  # the batch on which the gradient angle is measured (seed 7)
 

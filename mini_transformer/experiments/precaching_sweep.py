@@ -30,9 +30,10 @@ TABLES = ("loss", "seconds")  # per run, keyed "mode/p/steps/seed"; loss = {"pas
 
 
 @dataclass(frozen=True)
-class SweepConfig:
-    ps: tuple[float, ...] = (0.25, 0.5, 1.0)
-    budgets: tuple[int, ...] = (200, 800)  # training steps
+class PrecachingSetting:
+    """Chapter 5's task (window w, frequency f, sequence length), model and optimiser, shared by its
+    scripts (this sweep and :mod:`~mini_transformer.experiments.precaching_pair`)."""
+
     window: int = 5
     frequency: float = 3.0
     length: int = 32
@@ -42,6 +43,12 @@ class SweepConfig:
     batch_size: int = 64
     lr: float = 3e-3
     seeds: tuple[int, ...] = (0, 1, 2)
+
+
+@dataclass(frozen=True)
+class SweepConfig(PrecachingSetting):
+    ps: tuple[float, ...] = (0.25, 0.5, 1.0)
+    budgets: tuple[int, ...] = (200, 800)  # training steps
     n_eval: int = 1024  # scored sequences (seed 5, as in the chapter)
 
 
@@ -56,23 +63,21 @@ def key(mode: str, p: float, steps: int, seed: int) -> str:
     return f"{mode}/{p:g}/{steps}/{seed}"
 
 
-def task_at(config, p: float) -> PrecachingTask:
+def task_at(config: PrecachingSetting, p: float) -> PrecachingTask:
     return PrecachingTask(window=config.window, frequency=config.frequency, p=p, length=config.length)
 
 
-def build(config) -> DTransformer:
-    """Chapter 5's model: real inputs (x, z), one real output, ReLU MLPs, the faithful kernels
-    (``config``: a :class:`SweepConfig` or any config with its model fields)."""
+def build(config: PrecachingSetting) -> DTransformer:
+    """Chapter 5's model: real inputs (x, z), one real output, ReLU MLPs, the faithful kernels."""
     return DTransformer(TransformerConfig(vocab_size=1, max_len=config.length, d_model=config.d_model,
                                           n_layers=config.n_layers, n_heads=config.n_heads, activation="relu",
                                           input_dim=2, output_dim=1))
 
 
-def train_arm(mode: str, p: float, steps: int, config, seed: int, device=None, progress: bool = True,
-              eval_fn=None, eval_every: int = 100):
+def train_arm(mode: str, p: float, steps: int, config: PrecachingSetting, seed: int, device=None,
+              progress: bool = True, eval_fn=None, eval_every: int = 100):
     """A fresh model (initialisation and batches seeded by ``seed``) trained ``steps`` in ``mode``
-    ("vanilla" or "myopic", β = 0) with chapter 5's recipe; ``config`` is a :class:`SweepConfig` or
-    any config with its task and model fields. ``eval_fn(model)``, if given, runs every
+    ("vanilla" or "myopic", β = 0) with chapter 5's recipe. ``eval_fn(model)``, if given, runs every
     ``eval_every`` steps (see :func:`~mini_transformer.training.train`). Returns the model (in eval
     mode), its :class:`~mini_transformer.training.TrainingHistory` and the seconds it took."""
     if mode not in MODES:
