@@ -41,16 +41,22 @@ def script_arguments(doc: str, scales, argv=None, extra=None):
     return args, torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
+def read_previous(out: str | Path | None, config: dict) -> dict:
+    """The content of an earlier run's result file ``out`` made with the same ``config`` (a dict, as
+    ``dataclasses.asdict`` gives it); ``{}`` when ``out`` is None or absent. Raises ValueError when
+    ``out`` holds another configuration."""
+    if out is None or not Path(out).exists():
+        return {}
+    previous = json.loads(Path(out).read_text())
+    if previous.get("config") not in (None, json.loads(json.dumps(config))):
+        raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
+    return previous
+
+
 def resume(out: str | Path | None, config: dict, tables: tuple[str, ...]) -> dict[str, dict]:
     """The result tables (``{key: value}`` per name in ``tables``) of an earlier run of the same
-    ``config`` in ``out``, to resume from; empty tables when ``out`` is None or absent. Raises
-    ValueError when ``out`` holds another configuration."""
-    empty = {name: {} for name in tables}
-    if out is None or not Path(out).exists():
-        return empty
-    previous = json.loads(Path(out).read_text())
-    if previous.get("config") != json.loads(json.dumps(config)):
-        raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
+    ``config`` in ``out`` (:func:`read_previous`), to resume from; empty tables when there is none."""
+    previous = read_previous(out, config)
     return {name: previous.get(name, {}) for name in tables}
 
 

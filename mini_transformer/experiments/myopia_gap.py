@@ -52,7 +52,7 @@ from ..models import DTransformer, device_of, trace
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
 from ..training import d_training, window_losses
 from ..validation import check_choice
-from . import RESULTS, load_result, script_arguments
+from . import RESULTS, load_result, read_previous, script_arguments
 
 MODES = ("vanilla", "myopic", "bigram")
 HORIZONS = (1, 2, 3)
@@ -303,13 +303,6 @@ def _locked(path: Path):
             fcntl.flock(lock, fcntl.LOCK_UN)
 
 
-def _read(path: Path, config: GapConfig) -> dict:
-    result = json.loads(path.read_text()) if path.exists() else {}
-    if result.get("config") not in (None, json.loads(json.dumps(asdict(config)))):
-        raise ValueError(f"{path} holds another configuration; remove it or choose another --out")
-    return result
-
-
 def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seeds: tuple[int, ...] | None = None,
         device=None, progress: bool = True, checkpoints: Path | None = None, checkpoint_every: int = 1000) -> dict:
     """Train every (size, seed) of ``config`` (or of the ``sizes`` and ``seeds`` named) not already in
@@ -321,7 +314,7 @@ def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seed
     probe_set = fixed_windows(corpus.val, config.probe_windows, config.length, seed=2)
     vocab = corpus.tokenizer.vocab_size
     with _locked(out):
-        result = _read(out, config)
+        result = read_previous(out, asdict(config))
         result.update(config=asdict(config), vocab_size=vocab, device=str(device or "cpu"),
                       threads=torch.get_num_threads(),
                       bigram=round(ngram_log_loss(corpus.train, val, vocab, order=2), 5),
@@ -339,7 +332,7 @@ def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seed
             directory = None if checkpoints is None else Path(checkpoints) / f"{size.name}-seed{seed}"
             entry = run_seed(size, seed, corpus, config, val, probe_set, device, progress, directory, checkpoint_every)
             with _locked(out):
-                result = _read(out, config)
+                result = read_previous(out, asdict(config))
                 block = result["sizes"].setdefault(size.name, {"d_model": size.d_model, "n_layers": size.n_layers,
                                                                "n_heads": size.n_heads, "seeds": {}})
                 block["parameters"] = entry.pop("parameters")
