@@ -135,7 +135,7 @@ def train(
     then tells how many steps ran).
 
     A run can stop and go on later. ``on_checkpoint(state)`` is called every ``checkpoint_every``
-    steps with a :func:`torch.save`-able dict of what the rest of the run needs: the steps done, the
+    steps with a ``torch.save``-able dict of what the rest of the run needs: the steps done, the
     model's, optimiser's and scheduler's states, the history and torch's global RNG state. A later
     call with the same arguments and ``resume=state`` loads them into ``model``, skips the first
     ``state["step"]`` batches of ``batches`` (pass the same iterable afresh) and goes on: the result
