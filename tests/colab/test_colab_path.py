@@ -50,9 +50,13 @@ def test_chapter_1_runs_after_its_colab_setup_cell(tmp_path):
     torch_version = subprocess.run([python, "-c", "import torch; print(torch.__version__)"],
                                    capture_output=True, text=True).stdout
     assert torch_version.startswith("2.13.0"), f"the set-up cell must not replace torch: {torch_version}"
-    # the result files chapters 4 and 6 load travel with the installed package (no checkout in Colab)
-    loads = subprocess.run([python, "-c", "from mini_transformer.experiments import depth_grid, myopia_gap; "
-                            "print(sorted(depth_grid.load()['silent']), sorted(myopia_gap.load()['sizes']))"],
+    # the result files chapters 4 to 6 load travel with the installed package (no checkout in Colab)
+    loads = subprocess.run([python, "-c", "from mini_transformer.experiments import depth_grid, myopia_gap, "
+                            "precaching_pair as pair; "
+                            "print(sorted(depth_grid.load()['silent']), sorted(myopia_gap.load()['sizes'])); "
+                            "print('pair', pair.load_arm(pair.RESULTS / 'precaching_pair_small.json', 'myopic', 2) "
+                            "is not None)"],
                            cwd=tmp_path, env=env, capture_output=True, text=True)
     assert loads.returncode == 0, loads.stderr[-2000:]
     assert "'1', '2', '3', '4'" in loads.stdout
+    assert "pair True" in loads.stdout  # chapter 5's trained models travel too
