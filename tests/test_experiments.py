@@ -150,3 +150,20 @@ def test_myopia_gap_killed_mid_run_goes_on_from_its_checkpoint_to_the_same_numbe
     with pytest.raises(ValueError, match="another configuration"):
         myopia_gap.Phases(checkpoints / "old", myopia_gap.SCALES["tiny"])
         myopia_gap.Phases(checkpoints / "old", myopia_gap.SCALES["small"])
+
+
+def test_the_committed_convergence_file_is_the_converged_scale_and_each_run_is_whole():
+    from dataclasses import asdict
+
+    from mini_transformer.experiments import RESULTS
+
+    config = myopia_gap.SCALES["converged"]
+    result = myopia_gap.load(RESULTS / "myopia_gap_converged.json")
+    assert result["config"] == json.loads(json.dumps(asdict(config)))
+    for name, block in result["sizes"].items():
+        for seed, entry in block["seeds"].items():
+            vanilla, myopic = entry["scratch"]["vanilla"], entry["scratch"]["myopic"]
+            assert vanilla["steps"] in config.budgets and myopic["steps"] == vanilla["steps"], (name, seed)
+            assert entry["converged"] == myopia_gap.converged(vanilla["curve"], config.budgets, config.tolerance)
+            assert [s for s, _ in vanilla["curve"]] == [s for s, _ in myopic["curve"]]
+            assert all(arm["steps"] == config.finetune_steps for arm in entry["finetuned"].values())
