@@ -215,18 +215,16 @@ class Phases:
             model.load_state_dict(torch.load(self.directory / f"{phase}.weights.pt", weights_only=True))
         return json.loads((self.directory / f"{phase}.json").read_text())
 
-    def train(self, phase: str, model, run) -> tuple[list[tuple[int, float]], float]:
-        """``run(**checkpointing)`` (a :func:`train_run` call on ``model``), resumed from ``phase``'s
-        last checkpoint if there is one; returns its curve and seconds (summed over every sitting)."""
-        start, state, kwargs = time.perf_counter(), None, {}
+    def train(self, phase: str, run) -> tuple[list[tuple[int, float]], float]:
+        """``run(**checkpointing)`` (a :func:`train_run` call), resumed from ``phase``'s last
+        checkpoint if there is one; returns its curve and seconds (summed over every sitting)."""
+        start, before, kwargs = time.perf_counter(), 0.0, {}
         if self.directory is not None:
             path = self.directory / f"{phase}.pt"
             state = torch.load(path, weights_only=True) if path.exists() else None
             before = state.pop("seconds") if state else 0.0
             kwargs = dict(checkpoint_every=self.every, resume=state, on_checkpoint=lambda s: _write_atomic(
                 path, lambda f: torch.save({**s, "seconds": before + time.perf_counter() - start}, f)))
-        else:
-            before = 0.0
         curve = run(**kwargs)
         return curve, before + time.perf_counter() - start
 
@@ -264,7 +262,7 @@ def run_seed(size: ModelSize, seed: int, corpus: CharCorpus, config: GapConfig, 
     vanilla = copy.deepcopy(init)
     record = phases.done("scratch-vanilla", vanilla)
     if record is None:
-        curve, seconds = phases.train("scratch-vanilla", vanilla, lambda **k: train_run(
+        curve, seconds = phases.train("scratch-vanilla", lambda **k: train_run(
             vanilla, "vanilla", corpus, config, config.budgets[-1], seed, val, stop=True, progress=progress,
             description=f"{size.name} vanilla (seed {seed})", **k))
         record = phases.finish("scratch-vanilla", _summary(vanilla, val, probe_set, curve, seconds), vanilla)
@@ -282,7 +280,7 @@ def run_seed(size: ModelSize, seed: int, corpus: CharCorpus, config: GapConfig, 
             model = copy.deepcopy(start_from)
             label = (f"{size.name} myopic (seed {seed}, {n_steps} steps)" if phase == "scratch"
                      else f"{size.name} fine-tune {mode} (seed {seed})")
-            curve, seconds = phases.train(name, model, lambda **k: train_run(
+            curve, seconds = phases.train(name, lambda **k: train_run(
                 model, mode, corpus, config, n_steps, data_seed, val, schedule=how["schedule"], warmup=how["warmup"],
                 progress=progress, description=label, **k))
             record = phases.finish(name, _summary(model, val, how["probe_set"], curve, seconds))
