@@ -121,7 +121,7 @@ def test_myopia_gap_killed_mid_run_goes_on_from_its_checkpoint_to_the_same_numbe
     common = ["--scale", "tiny", "--threads", "1", "--seeds", "0", "--sizes", "XS"]
     straight = myopia_gap.main([*common, "--out", str(tmp_path / "straight.json")])
     out, checkpoints = tmp_path / "killed.json", tmp_path / "checkpoints"
-    write, saves = myopia_gap._write_atomic, []
+    write, saves = myopia_gap.write_atomic, []
 
     class Killed(Exception):
         pass
@@ -133,12 +133,12 @@ def test_myopia_gap_killed_mid_run_goes_on_from_its_checkpoint_to_the_same_numbe
             if len(saves) == kill_at:
                 raise Killed
 
-    monkeypatch.setattr(myopia_gap, "_write_atomic", write_then_die)
+    monkeypatch.setattr(myopia_gap, "write_atomic", write_then_die)
     killed = [*common, "--out", str(out), "--checkpoints", str(checkpoints), "--checkpoint-every", "3"]
     with pytest.raises(Killed):
         myopia_gap.main(killed)
     assert saves[-1] == f"{phase}.pt" and (checkpoints / "XS-seed0" / saves[-1]).exists()
-    monkeypatch.setattr(myopia_gap, "_write_atomic", write)
+    monkeypatch.setattr(myopia_gap, "write_atomic", write)
     myopia_gap.main(killed)
     expected, resumed = json.loads(straight.read_text()), json.loads(out.read_text())
     for entry in (expected, resumed):  # wall-clock times differ; everything else must not

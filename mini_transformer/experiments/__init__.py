@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 
 import torch
@@ -87,6 +88,17 @@ def write_result(result: dict, name: str, scale: str, out: Path | None = None, i
     result.update(scale=scale, threads=torch.get_num_threads())
     out = out or RESULTS / f"{name}_{scale}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=indent, separators=None if indent else (",", ":")))
+    text = json.dumps(result, indent=indent, separators=None if indent else (",", ":"))
+    write_atomic(out, lambda f: f.write(text.encode()))
     print(f"wrote {out}")
     return out
+
+
+def write_atomic(path: Path, write) -> None:
+    """``write(f)`` into a temporary file beside ``path``, then rename it to ``path``: a process killed
+    mid-write leaves the old file whole."""
+    path = Path(path)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as f:
+        write(f)
+    os.replace(temporary, path)

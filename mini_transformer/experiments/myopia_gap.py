@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
-import os
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -52,7 +51,7 @@ from ..models import DTransformer, device_of, trace
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
 from ..training import d_training, window_losses
 from ..validation import check_choice
-from . import RESULTS, load_result, read_previous, script_arguments
+from . import RESULTS, load_result, read_previous, script_arguments, write_atomic
 
 MODES = ("vanilla", "myopic", "bigram")
 HORIZONS = (1, 2, 3)
@@ -205,7 +204,7 @@ class Phases:
             if stamp.exists() and stamp.read_text() != wanted:
                 raise ValueError(f"checkpoints {directory} belong to another configuration; remove them or "
                                  "choose another --checkpoints")
-            _write_atomic(stamp, lambda f: f.write(wanted.encode()))
+            write_atomic(stamp, lambda f: f.write(wanted.encode()))
 
     def done(self, phase: str, model=None) -> dict | None:
         """The record of ``phase`` if it finished (its weights loaded into ``model``), else None."""
@@ -223,7 +222,7 @@ class Phases:
             path = self.directory / f"{phase}.pt"
             state = torch.load(path, weights_only=True) if path.exists() else None
             before = state.pop("seconds") if state else 0.0
-            kwargs = dict(checkpoint_every=self.every, resume=state, on_checkpoint=lambda s: _write_atomic(
+            kwargs = dict(checkpoint_every=self.every, resume=state, on_checkpoint=lambda s: write_atomic(
                 path, lambda f: torch.save({**s, "seconds": before + time.perf_counter() - start}, f)))
         curve = run(**kwargs)
         return curve, before + time.perf_counter() - start
@@ -231,19 +230,10 @@ class Phases:
     def finish(self, phase: str, record: dict, model=None) -> dict:
         if self.directory is not None:
             if model is not None:
-                _write_atomic(self.directory / f"{phase}.weights.pt", lambda f: torch.save(model.state_dict(), f))
-            _write_atomic(self.directory / f"{phase}.json", lambda f: f.write(json.dumps(record).encode()))
+                write_atomic(self.directory / f"{phase}.weights.pt", lambda f: torch.save(model.state_dict(), f))
+            write_atomic(self.directory / f"{phase}.json", lambda f: f.write(json.dumps(record).encode()))
             (self.directory / f"{phase}.pt").unlink(missing_ok=True)
         return record
-
-
-def _write_atomic(path: Path, write) -> None:
-    """``write(f)`` into a temporary file beside ``path``, then rename it to ``path``: a process killed
-    mid-write leaves the old file whole."""
-    temporary = path.with_name(path.name + ".tmp")
-    with open(temporary, "wb") as f:
-        write(f)
-    os.replace(temporary, path)
 
 
 def run_seed(size: ModelSize, seed: int, corpus: CharCorpus, config: GapConfig, val: torch.Tensor,
@@ -335,7 +325,7 @@ def run(config: GapConfig, out: Path, sizes: tuple[str, ...] | None = None, seed
                                                                "n_heads": size.n_heads, "seeds": {}})
                 block["parameters"] = entry.pop("parameters")
                 block["seeds"][str(seed)] = entry
-                _write_atomic(out, lambda f: f.write(json.dumps(result, separators=(",", ":")).encode()))
+                write_atomic(out, lambda f: f.write(json.dumps(result, separators=(",", ":")).encode()))
             if directory is not None:
                 shutil.rmtree(directory)
             scratch, tuned = entry["scratch"], entry["finetuned"]
