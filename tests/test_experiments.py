@@ -41,7 +41,7 @@ def test_myopia_gap_script_writes_a_complete_file_and_resumes(tmp_path):
             assert set(vanilla["probes"]) == set(entry["untrained_probes"]) == {"1", "2", "3"}
             for arm in entry["finetuned"].values():
                 assert arm["steps"] == config.finetune_steps and len(arm["window_loss"]) == config.n_val
-    assert set(result["probe_baselines"]["2"]) == {"majority", "next_token"}
+    assert set(result["probe_baselines"]["2"]) == {"majority", "current_token", "next_token"}
     assert 0 < result["bigram"] < 5
 
 
@@ -58,7 +58,19 @@ def test_probe_baselines_count_the_next_token():
     windows = torch.tensor([[0, 1, 2, 0, 1, 2, 0, 1, 2, 0]] * 4)
     base = myopia_gap.probe_baselines(windows, vocab_size=3)
     assert base["2"]["next_token"] == 1.0 and base["3"]["next_token"] == 1.0
+    assert base["2"]["current_token"] == 1.0  # here the current token determines every later one too
     assert abs(base["2"]["majority"] - 1 / 3) < 0.2
+
+
+def test_probe_baselines_current_token_reads_only_the_current_token():
+    # x[t+1] is random, x[t+2] copies x[t]: the current token predicts t+2 exactly, the next one cannot
+    g = torch.Generator().manual_seed(0)
+    windows = torch.randint(0, 4, (64, 10), generator=g)
+    for t in range(2, windows.shape[1]):  # period 2 in every window, a random pair per window
+        windows[:, t] = windows[:, t - 2]
+    base = myopia_gap.probe_baselines(windows, vocab_size=4, horizons=(1, 2))
+    assert base["2"]["current_token"] == 1.0
+    assert base["2"]["next_token"] < 0.6  # x[t+1] says nothing about x[t+2] = x[t]
 
 
 def test_modes_share_init_and_differ_only_where_they_should():

@@ -160,21 +160,28 @@ def future_token_probes(model, windows: torch.Tensor, horizons=HORIZONS) -> dict
 
 def probe_baselines(windows: torch.Tensor, vocab_size: int, horizons=HORIZONS) -> dict[str, dict[str, float]]:
     """What a future-token probe must beat, on the same split as :func:`future_token_probes`:
-    ``majority`` (always the most frequent token of the fitting half) and ``next_token`` (the most
-    frequent token at t + h given the true token at t + 1, counted on the fitting half: what a state
+    ``majority`` (always the most frequent token of the fitting half); ``current_token`` (the most
+    frequent token at t + h given the true token at t, counted on the fitting half: what the current
+    token alone says); ``next_token`` (the same given the true token at t + 1: an oracle, what a state
     that knew the next token exactly, and nothing else, would give)."""
     half, n, h_max = len(windows) // 2, windows.shape[1], max(horizons)
+
+    def counted(given: torch.Tensor, targets: torch.Tensor) -> float:
+        # accuracy of predicting each target by the commonest target after its `given` token (fitting half)
+        fit_g, score_g = given[:half].reshape(-1), given[half:].reshape(-1)
+        fit_t, score_t = targets[:half].reshape(-1), targets[half:].reshape(-1)
+        table = torch.zeros(vocab_size, vocab_size, dtype=torch.long).index_put_(
+            (fit_g, fit_t), torch.ones_like(fit_t), accumulate=True)
+        return (table.argmax(1)[score_g] == score_t).double().mean().item()
+
     result = {}
     for h in horizons:
-        targets = windows[:, h:n - h_max + h]
-        nexts = windows[:, 1:n - h_max + 1]
+        targets = windows[:, h:n - h_max + h]  # token at t + h for t = 0 … n − h_max − 1
         fit_t, score_t = targets[:half].reshape(-1), targets[half:].reshape(-1)
-        fit_n, score_n = nexts[:half].reshape(-1), nexts[half:].reshape(-1)
         majority = torch.bincount(fit_t, minlength=vocab_size).argmax()
-        table = torch.zeros(vocab_size, vocab_size, dtype=torch.long).index_put_((fit_n, fit_t), torch.ones_like(fit_t),
-                                                                              accumulate=True)
         result[str(h)] = {"majority": (score_t == majority).double().mean().item(),
-                          "next_token": (table.argmax(1)[score_n] == score_t).double().mean().item()}
+                          "current_token": counted(windows[:, :n - h_max], targets),
+                          "next_token": counted(windows[:, 1:n - h_max + 1], targets)}
     return result
 
 
