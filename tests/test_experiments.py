@@ -172,6 +172,8 @@ def test_the_committed_convergence_file_is_the_converged_scale_and_each_run_is_w
     config = myopia_gap.SCALES["converged"]
     result = myopia_gap.load(RESULTS / "myopia_gap_converged.json")
     assert result["config"] == json.loads(json.dumps(asdict(config)))
+    assert {name: sorted(block["seeds"], key=int) for name, block in result["sizes"].items()} == {
+        size.name: [str(seed) for seed in config.seeds] for size in config.sizes}  # every size, every seed
     for name, block in result["sizes"].items():
         for seed, entry in block["seeds"].items():
             vanilla, myopic = entry["scratch"]["vanilla"], entry["scratch"]["myopic"]

@@ -11,11 +11,12 @@ For every size and seed:
    can be read at every budget.
 2. **Fine-tuned.** From the converged vanilla weights, two copies train ``finetune_steps`` more with
    the learning rate decaying to 0 (cosine) on the same fresh batches: one vanilla, one myopic. Their
-   difference is the gap the paper's Pythia numbers measure (both arms fine-tune a vanilla model).
+   difference is the nearest analogue of the paper's Pythia gap (there too both arms fine-tune a
+   vanilla model, though at different learning rates).
 
 Per run the file keeps the validation curve, each validation window's mean loss (for a paired
 bootstrap), the loss by position, and future-token probes with their baselines (an untrained model
-of the same shape, the majority class, and the next token alone). The context-free reference is the
+of the same shape, the majority class, the current token alone and the next token alone). The context-free reference is the
 counted bigram on the same validation windows (what a transformer bigram tends to as it converges).
 Each (size, seed) is written as soon as it is done, under a file lock, so several processes may
 share one result file (``--sizes``, ``--seeds``) and a rerun skips what is there. A run longer than
@@ -91,7 +92,7 @@ SCALES = {
                       seeds=(0, 1)),
     "small": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4))),
     # the small sizes trained on until the 1 % rule holds (budgets doubling to 32000): results/
-    # myopia_gap_converged.json, filled one (size, seed) at a time (XS: seeds 0-2; S: to come)
+    # myopia_gap_converged.json, filled one (size, seed) at a time (seeds 0-2 at both sizes)
     "converged": GapConfig(sizes=(ModelSize("XS", 32, 2, 2), ModelSize("S", 64, 2, 4)),
                            budgets=(500, 1000, 2000, 4000, 8000, 16000, 32000)),
     "full": GapConfig(sizes=(ModelSize("XS", 64, 2, 4), ModelSize("S", 128, 4, 4), ModelSize("M", 256, 6, 8),
