@@ -32,7 +32,7 @@ book: setup
 book-executed: setup
 	sed -e 's/^\(  execute_notebooks:\).*/\1 force/' _config.yml > _config.executed.yml
 	grep -q "execute_notebooks: force" _config.executed.yml
-	$(JB) build . -W -n --keep-going --config _config.executed.yml
+	THINKING_AHEAD_CLAIMS_DIR=$(CURDIR)/_build/claims $(JB) build . -W -n --keep-going --config _config.executed.yml
 
 test-package: setup
 	$(PY) -m pytest tests --ignore=tests/browser --ignore=tests/colab
@@ -51,7 +51,7 @@ test-seeds: setup
 	$(MAKE) -j2 $(addprefix test-seed-,$(SEEDS))
 
 test-seed-%: setup
-	THINKING_AHEAD_SEED=$* THINKING_AHEAD_THREADS=1 $(NBVAL) chapters
+	THINKING_AHEAD_SEED=$* THINKING_AHEAD_THREADS=1 THINKING_AHEAD_CLAIMS_DIR=$(CURDIR)/_build/claims $(NBVAL) chapters
 
 # every page of the freshly executed book in headless Chromium; screenshots in artifacts/
 test-browser: book-executed
@@ -64,7 +64,8 @@ test: test-package test-colab test-seeds test-browser
 benchmarks: setup
 	$(PY) -m benchmarks
 
-# every chapter with seeds 0, 1, 2: writes book/seed_spread.json and .md (the "Seeds" page)
+# every chapter with seeds 0, 1, 2 at its page's thread count: writes the record of every glued number and
+# claim (mini_transformer/experiments/results/seed_spread.json) and book/seed_spread.md (the "Seeds" page)
 seed-spread: setup
 	$(PY) scripts/seed_spread.py
 

@@ -18,7 +18,7 @@ from einops import rearrange
 from torch import nn
 
 from .hooks import HookPoint
-from .validation import check_choice
+from .validation import check_choice, check_dtype, check_same_dtype
 
 MASK_KINDS = ("bidirectional", "causal", "self")
 
@@ -89,6 +89,7 @@ def single_query_attention(e, context, W_q, b_q, W_k, b_k, W_v, b_v) -> torch.Te
     ``e``: the current token's vector ``(d_in,)``; ``context``: the context tokens ``(ℓ, d_in)``.
     Returns ṽ ``(d_out,)``, the attention-weighted average of the values.
     """
+    check_same_dtype(e=e, context=context, W_q=W_q, b_q=b_q, W_k=W_k, b_k=b_k, W_v=W_v, b_v=b_v)
     q = W_q @ e + b_q  # line 1: q ← W_q e + b_q
     k = context @ W_k.T + b_k  # line 2: k_t ← W_k e_t + b_k, one row per t
     v = context @ W_v.T + b_v  # line 3: v_t ← W_v e_t + b_v
@@ -128,6 +129,7 @@ def attention(X, Z, W_q, b_q, W_k, b_k, W_v, b_v, mask):
     Returns ``(Ṽ, A)``: the updated representations ``(…, ℓ_x, d_out)`` and the attention
     pattern ``A (…, ℓ_x, ℓ_z)`` (row t_x sums to 1; the paper's softmax(S/√d_attn) transposed).
     """
+    check_same_dtype(X=X, Z=Z, W_q=W_q, b_q=b_q, W_k=W_k, b_k=b_k, W_v=W_v, b_v=b_v)
     Q = X @ W_q.mT + b_q  # line 1: Q ← W_q X + b_q 1ᵀ
     K = Z @ W_k.mT + b_k  # line 2: K ← W_k Z + b_k 1ᵀ
     V = Z @ W_v.mT + b_v  # line 3: V ← W_v Z + b_v 1ᵀ
@@ -144,6 +146,7 @@ def zero_past_attention(X, Z, W_q, b_q, W_k, b_k, W_v, b_v, mask):
     sees only its own token. Same arguments and returns as :func:`attention` (Z must be X)."""
     if Z is not X:
         raise ValueError("zero_past_attention is self-attention: Z must be X")
+    check_same_dtype(X=X, W_q=W_q, b_q=b_q, W_k=W_k, b_k=b_k, W_v=W_v, b_v=b_v)
     Q = X @ W_q.mT + b_q
     K = X @ W_k.mT + b_k
     V = X @ W_v.mT + b_v
@@ -172,6 +175,9 @@ class MHAttention(nn.Module):
     ``fused=True`` computes the same function with one stacked projection and
     ``F.scaled_dot_product_attention`` whenever the pattern is not needed (``need_weights=False``
     and nothing attached to ``hook_pattern``) and the kernel is the paper's; A is then None.
+
+    ``hook_pattern`` is read-only: A is seen after Ṽ was computed from it, so a function attached
+    there may read A (a trace reports the A attention used) but must return None.
     """
 
     def __init__(self, d_x: int, n_heads: int, d_head: int, d_out: int | None = None, d_z: int | None = None,
@@ -190,11 +196,14 @@ class MHAttention(nn.Module):
         self.W_v, self.b_v = weight(n_heads, d_head, d_z), nn.Parameter(torch.zeros(n_heads, d_head))
         self.W_o, self.b_o = weight(d_out, n_heads * d_head), nn.Parameter(torch.zeros(d_out))
         self.kernel = None  # None: Algorithm 4 itself (`attention`)
-        self.hook_pattern = HookPoint()
+        self.hook_pattern = HookPoint(read_only=True)  # A is seen after Ṽ was computed from it
 
     def forward(self, X: torch.Tensor, Z: torch.Tensor | None = None, *, mask: torch.Tensor,
                 need_weights: bool = False, is_causal: bool = False):
         """``is_causal=True`` promises that ``mask`` is the causal mask (lets the fused kernel skip it)."""
+        check_dtype(X, "X", self.W_q.dtype, "MHAttention")
+        if Z is not None:
+            check_dtype(Z, "Z", self.W_q.dtype, "MHAttention")
         need_weights = need_weights or self.hook_pattern.active
         if self.fused and not need_weights and self.kernel is None:
             return self._fused_forward(X, X if Z is None else Z, mask, is_causal), None
@@ -237,6 +246,7 @@ def layer_norm(e: torch.Tensor, gamma: torch.Tensor, beta: torch.Tensor, eps: fl
     The paper divides by √v; ``eps`` (default 1e-5, as in ``nn.LayerNorm``) is added to v so a
     constant vector does not divide by zero. ``eps=0`` gives the paper's formula exactly.
     """
+    check_same_dtype(e=e, gamma=gamma, beta=beta)
     m = e.mean(dim=-1, keepdim=True)  # line 1: m ← Σ_i e[i] / d_e
     v = ((e - m) ** 2).mean(dim=-1, keepdim=True)  # line 2: v ← Σ_i (e[i] − m)² / d_e
     return (e - m) / torch.sqrt(v + eps) * gamma + beta  # line 3: ê = (e − m)/√v ⊙ γ + β
@@ -253,6 +263,7 @@ class LayerNorm(nn.Module):
         self.fused = fused  # True: the same function through PyTorch's fused kernel
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_dtype(X, "X", self.gamma.dtype, "LayerNorm")
         if self.fused:
             return F.layer_norm(X, self.gamma.shape, self.gamma, self.beta, self.eps)
         return layer_norm(X, self.gamma, self.beta, self.eps)
@@ -263,6 +274,7 @@ class LayerNorm(nn.Module):
 # ---------------------------------------------------------------------------------------------
 def unembedding(e: torch.Tensor, W_u: torch.Tensor) -> torch.Tensor:
     """Algorithm 7: p ← softmax(W_u e), a distribution over the N_V tokens for each row of ``e``."""
+    check_same_dtype(e=e, W_u=W_u)
     return torch.softmax(e @ W_u.T, dim=-1)  # line 1: return p = softmax(W_u e)
 
 
@@ -279,6 +291,7 @@ class Unembedding(nn.Module):
         self.W_u = nn.Parameter(torch.randn(vocab_size, d_model) * 0.02)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_dtype(X, "X", self.W_u.dtype, "Unembedding")
         return X @ self.W_u.T
 
 
@@ -310,6 +323,7 @@ class MLP(nn.Module):
         self.b_mlp2 = nn.Parameter(torch.zeros(d_model))
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        check_dtype(X, "X", self.W_mlp1.dtype, "MLP")
         act = ACTIVATION_FUNCTIONS[self.activation]
         if self.fused:
             return F.linear(act(F.linear(X, self.W_mlp1, self.b_mlp1)), self.W_mlp2, self.b_mlp2)

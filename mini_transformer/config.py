@@ -30,6 +30,9 @@ Every option that changes the forward pass is a field here, so :func:`~mini_tran
 :func:`~mini_transformer.serialization.load_model` rebuilds the same function. Myopic training's β changes only gradients and is a
 context manager (:func:`mini_transformer.analysis.myopia.myopic`). A model rejects a field it does not use
 (for example ``output_dim`` in an ETransformer) instead of ignoring it silently.
+
+A derived size left at None follows what it derives from, also through ``dataclasses.replace``:
+``replace(config, d_model=128)`` gives ``d_mlp = 512`` unless ``d_mlp`` was set explicitly.
 """
 
 from __future__ import annotations
@@ -43,6 +46,15 @@ ACTIVATIONS = ("gelu", "gelu_tanh", "relu")
 MASK_KINDS = ("causal", "self", "bidirectional")
 POSITIONAL = ("learned", "sinusoidal")
 KERNELS = ("faithful", "fused")
+
+
+class Derived(int):
+    """A size the config filled in from other fields (``d_mlp = 4·d_e``, …). ``dataclasses.replace``
+    copies field values as they are; ``__post_init__`` derives a ``Derived`` value again from the new
+    fields, so it follows what it derives from instead of keeping a stale number. It is an int in
+    every other respect, and ``to_dict`` writes it as None."""
+
+    __slots__ = ()
 
 
 @dataclass(frozen=True)
@@ -72,10 +84,11 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         self._check()
-        # derived sizes, filled in once so that every reader sees one name and one number
+        # derived sizes, filled in so that every reader sees one name and one number; a Derived value
+        # (copied by dataclasses.replace) is derived again, from the fields as they are now
         for name, value in self.derived_defaults().items():
-            if getattr(self, name) is None:
-                object.__setattr__(self, name, value)
+            if getattr(self, name) is None or isinstance(getattr(self, name), Derived):
+                object.__setattr__(self, name, Derived(value))
 
     def derived_defaults(self) -> dict[str, int]:
         """What ``d_mlp``, ``n_dec_layers`` and ``d_final`` default to: 4·d_e, L, d_e."""
@@ -128,7 +141,8 @@ class TransformerConfig:
         return self.d_model // self.n_heads
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as plain data; a derived size is None (it is derived again when read back)."""
+        return {name: None if isinstance(value, Derived) else value for name, value in asdict(self).items()}
 
     @classmethod
     def from_dict(cls, values: dict) -> "TransformerConfig":

@@ -28,8 +28,8 @@ from .algorithms import (
     zero_past_attention,
 )
 from .config import TransformerConfig
-from .hooks import HookPoint, hooked
-from .validation import check_tokens, check_vectors
+from .hooks import HookPoint, _hook_points, hooked
+from .validation import check_int, check_tokens, check_vectors
 
 SUBLAYERS = ("attn", "mlp")
 
@@ -49,13 +49,15 @@ class _Embedding(nn.Module):
         else:
             self.token = nn.Linear(config.input_dim, config.d_model)
         self.position = PositionalEmbedding(config.max_len, config.d_model, config.positional)
+        self.hook_token = HookPoint()  # W_e[:, x[t]] before W_p[:, t] is added ("X0.token" in a DTransformer)
 
     def forward(self, x: torch.Tensor, name: str = "x") -> torch.Tensor:
         if self.config.input_dim is None:
             x = check_tokens(x, name=name, vocab_size=self.config.vocab_size, max_len=self.config.max_len)
         else:
-            x = check_vectors(x, name=name, width=self.config.input_dim, max_len=self.config.max_len)
-        return self.token(x) + self.position(x.shape[1])
+            x = check_vectors(x, name=name, width=self.config.input_dim, max_len=self.config.max_len,
+                              dtype=self.token.weight.dtype)
+        return self.hook_token(self.token(x)) + self.position(x.shape[1])
 
 
 def device_of(model: nn.Module) -> torch.device:
@@ -75,6 +77,10 @@ def _check_config(config, model: str, unused: tuple[str, ...]) -> TransformerCon
 def state_names(n_layers: int) -> list[str]:
     """Labels of the 2L+1 residual-stream states: ``["X0", "L1.attn", "L1.mlp", …]``: X_0, then the
     stream after layer l's attention update and after its MLP update, for l = 1 … L."""
+    if isinstance(n_layers, torch.nn.Module):  # mini_transformer.hooks.state_names takes the model
+        raise TypeError(f"n_layers must be the number of layers (an int), got a {type(n_layers).__name__}; "
+                        "pass model.config.n_layers (or use mini_transformer.hooks.state_names(model))")
+    n_layers = check_int(n_layers, "n_layers", minimum=0)
     return ["X0"] + [f"L{l}.{part}" for l in range(1, n_layers + 1) for part in SUBLAYERS]
 
 
@@ -145,7 +151,8 @@ class ResidualTrace:
 
 def trace(model, x: torch.Tensor):
     """Run ``model`` on ``x`` and return ``(logits, ResidualTrace)``: every state of the stream and
-    every attention pattern, read at the model's hook points."""
+    every attention pattern, read at the model's hook points (the patterns are those attention used:
+    pattern hooks are read-only)."""
     recorded: dict[str, torch.Tensor] = {}
 
     def keep(name):
@@ -153,11 +160,16 @@ def trace(model, x: torch.Tensor):
             recorded[name] = tensor
         return function
 
-    points = model.hook_points()
+    points = _hook_points(model)  # a TypeError for a model without hook points
+    names = state_names(model.config.n_layers)
+    pattern_names = [f"L{l}.pattern" for l in range(1, model.config.n_layers + 1)]
+    missing = [name for name in names + pattern_names if name not in points]
+    if missing:
+        raise TypeError(f"trace needs a hook point at every state and pattern (a DTransformer); "
+                        f"{type(model).__name__} lacks {missing}")
     with hooked(model, {name: keep(name) for name in points}):
         logits = model(x)
-    names = state_names(model.config.n_layers)
-    patterns = [recorded[f"L{l}.pattern"] for l in range(1, model.config.n_layers + 1)]
+    patterns = [recorded[name] for name in pattern_names]
     return logits, ResidualTrace(states=[recorded[name] for name in names], patterns=patterns)
 
 
@@ -202,16 +214,20 @@ class DTransformer(nn.Module):
         self.hook_embed = HookPoint()  # X_0
         self.layers = nn.ModuleList(DecoderLayer(config) for _ in range(config.n_layers))
         self.final_ln = LayerNorm(config.d_model, config.layer_norm_eps, config.fused)  # γ, β
+        self.hook_final = HookPoint()  # layer_norm(X_2L), the vectors W_u reads
         # W_u: N_V logits, or config.output_dim real outputs (a regression head)
         self.unembedding = Unembedding(config.d_model, config.output_dim or config.vocab_size)
         for name, point in self.hook_points().items():
             point.name = name
 
     def hook_points(self) -> dict[str, HookPoint]:
-        """Every hook point by name: the 2L+1 states in order, then each layer's attention pattern."""
+        """Every hook point by name: the 2L+1 states in order, then each layer's attention pattern,
+        then the token embeddings before W_p is added (``"X0.token"``) and the final layer norm's
+        output that the unembedding reads (``"final_ln"``)."""
         states = [self.hook_embed] + [hook for layer in self.layers for hook in (layer.hook_attn, layer.hook_mlp)]
         points = dict(zip(state_names(len(self.layers)), states))
         points.update({f"L{l}.pattern": layer.attn.hook_pattern for l, layer in enumerate(self.layers, start=1)})
+        points.update({"X0.token": self.embedding.hook_token, "final_ln": self.hook_final})
         return points
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -219,7 +235,7 @@ class DTransformer(nn.Module):
         mask = attention_mask(self.config.mask_kind, X.shape[1], device=X.device)  # Mask[t, t'] = [[t ≤ t']]
         for layer in self.layers:  # line 4: for l = 1, …, L (lines 5–8 in DecoderLayer.forward)
             X = layer(X, mask)
-        return self.unembedding(self.final_ln(X))  # lines 10–11: P ← softmax(W_u layer_norm(X))
+        return self.unembedding(self.hook_final(self.final_ln(X)))  # lines 10–11: P ← softmax(W_u layer_norm(X))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -71,10 +71,27 @@ def _read_payload(path: Path, map_location) -> dict:
     return payload
 
 
+def _check_map_location(map_location) -> None:
+    """A device name or ``torch.device`` must name a device this machine has (else torch.load's error
+    would be reported as a broken file). torch.load's other forms (a dict, a function) pass unchecked."""
+    if not isinstance(map_location, (str, torch.device)):
+        if map_location is None or callable(map_location) or isinstance(map_location, dict):
+            return
+        raise TypeError(f"map_location must be a device such as 'cpu' or 'cuda' (a str or torch.device), "
+                        f"got {type(map_location).__name__}")
+    try:
+        torch.empty(0, device=map_location)
+    except (RuntimeError, AssertionError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"map_location={map_location!r} is not a device available here (use e.g. 'cpu'): "
+                         f"{reason}") from None
+
+
 def load_model(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> torch.nn.Module:
-    """Read a model written by :func:`save_model`, in eval mode."""
+    """Read a model written by :func:`save_model`, in eval mode, its tensors on ``map_location``."""
     if not isinstance(path, (str, os.PathLike)):
         raise TypeError(f"path must be a str or os.PathLike, got {type(path).__name__}")
+    _check_map_location(map_location)
     path = Path(path)
     payload = _read_payload(path, map_location)
     cls = MODEL_CLASSES.get(payload["class"])

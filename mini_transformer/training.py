@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .models import device_of
-from .validation import check_choice, check_positive_int
+from .validation import check_choice, check_int, check_positive_int, check_real
 
 # tqdm's monitor thread refreshes a stalled bar from a second thread; in a notebook that sends widget
 # messages to the kernel's sockets from outside the main thread. The bars refresh on their own anyway.
@@ -80,8 +80,11 @@ def e_training_loss(model, x: torch.Tensor, mask_token: int, p_mask: float = 0.1
 
 def make_optimizer(model: torch.nn.Module, name: str = "adamw", lr: float = 1e-3,
                    weight_decay: float = 0.0) -> torch.optim.Optimizer:
-    """``"sgd"``: θ ← θ − η ∇loss(θ) (the paper's line); ``"adamw"``: AdamW (Loshchilov & Hutter)."""
+    """``"sgd"``: θ ← θ − η ∇loss(θ) (the paper's line); ``"adamw"``: AdamW (Loshchilov & Hutter).
+    η = ``lr`` must be > 0 and ``weight_decay`` ≥ 0."""
     check_choice(name, "optimizer", OPTIMIZERS)
+    lr = check_real(lr, "lr (the learning rate η)", 0, low_open=True)
+    weight_decay = check_real(weight_decay, "weight_decay", 0)
     if name == "sgd":
         return torch.optim.SGD(model.parameters(), lr=lr, weight_decay=weight_decay)
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
@@ -140,10 +143,17 @@ def train(
     call with the same arguments and ``resume=state`` loads them into ``model``, skips the first
     ``state["step"]`` batches of ``batches`` (pass the same iterable afresh) and goes on: the result
     equals the uninterrupted run's bit for bit on the same machine and thread count.
+
+    ``lr`` must be > 0, ``warmup`` ≥ 0, ``grad_clip`` (the largest gradient norm) None or > 0, and
+    every batch non-empty: each raises an error naming it otherwise.
     """
     steps = check_positive_int(steps, "steps")
     eval_every = check_positive_int(eval_every, "eval_every")
     check_choice(schedule, "schedule", SCHEDULES)
+    lr = check_real(lr, "lr (the learning rate η)", 0, low_open=True)
+    warmup = check_int(warmup, "warmup", minimum=0)
+    if grad_clip is not None:  # a negative norm would flip the gradient, zero would stop training
+        grad_clip = check_real(grad_clip, "grad_clip (the largest gradient norm)", 0, low_open=True)
     if checkpoint_every is not None:
         checkpoint_every = check_positive_int(checkpoint_every, "checkpoint_every")
     if (checkpoint_every is None) != (on_checkpoint is None):
@@ -191,6 +201,9 @@ def train(
             raise ValueError(f"batches ran out after {step} batches, before steps={steps}: pass an "
                              "iterable that yields at least `steps` batches (or an endless generator)") from None
         batch = batch if isinstance(batch, tuple) else (batch,)
+        if any(isinstance(b, torch.Tensor) and b.dim() > 0 and len(b) == 0 for b in batch):  # a NaN mean loss
+            shapes = [tuple(b.shape) for b in batch if isinstance(b, torch.Tensor)]
+            raise ValueError(f"batch {step} from batches is empty (shapes {shapes}): the batch size must be >= 1")
         batch = tuple(b.to(device) if isinstance(b, torch.Tensor) else b for b in batch)
         loss = loss_fn(model, *batch)  # lines 3–5: P(θ) ← Transformer(x | θ); loss(θ)
         opt.zero_grad(set_to_none=True)

@@ -1,16 +1,21 @@
-"""Run every chapter with several seeds and record how far its glued numbers move between them.
+"""Run every chapter with seeds 0, 1 and 2 and record its glued numbers and its claims at each.
 
-    python scripts/seed_spread.py                  # seeds 1 2, every chapter, 2 kernels at once
-    python scripts/seed_spread.py --seeds 1 --chapters 05 06 --jobs 1
-
-Seed 0 is what the committed notebooks show: its numbers are read from them, not re-run.
+    python scripts/seed_spread.py                     # seeds 0 1 2, every chapter
+    python scripts/seed_spread.py --seeds 1 --chapters 05 06
 
 Each chapter runs top to bottom in a fresh kernel (nbclient) with ``THINKING_AHEAD_SEED`` set and
-one torch thread per kernel; a cell that runs longer than ``--timeout`` seconds fails the run.
-Writes ``mini_transformer/experiments/results/seed_spread.json`` (every glued number, per chapter
-and seed, pass or fail; package data, so the chapters can quote the spread in Colab too) and
-``book/seed_spread.md`` (the table the book's "Seeds" page includes). Nothing is asserted here:
-the chapters' own closing cells are the assertions, and ``make test-seeds`` runs them.
+the **thread count its committed page was executed with** (the page glues it as ``chN_threads``), so
+seed 0 repeats the committed page to every digit on the machine that executed it
+(``tests/test_seed_spread.py`` checks the committed page against the seed-0 column). Kernels run
+side by side only while their threads fit the machine's cores. A cell that runs longer than
+``--timeout`` seconds fails the run.
+
+Writes ``mini_transformer/experiments/results/seed_spread.json`` (per chapter and seed: pass or fail,
+run time, every glued number, and every claim with its value, standard error and margin in standard
+errors; package data, so chapters read the spread in Colab too) and ``book/seed_spread.md`` (the tables
+of the book's "Seeds" page: every claim with its value per seed and its smallest margin, weakest
+first, then every number the prose quotes). The chapters' own closing cells are the assertions; a
+claim whose margin is below 3 standard errors fails its chapter, and ``make test`` runs them.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -28,6 +34,7 @@ from nbclient.exceptions import CellExecutionError
 
 ROOT = Path(__file__).resolve().parents[1]
 GLUE_MIME = "application/papermill.record/text/plain"
+SKIPPED_GLUE = ("_runtime_s", "_seconds", "_threads", "_threads_text", "_seed_lo", "_seed_hi")
 
 
 def glued_values(notebook) -> dict[str, str]:
@@ -41,45 +48,94 @@ def glued_values(notebook) -> dict[str, str]:
     return values
 
 
-def run_chapter(path: Path, seed: int, timeout: int) -> dict:
+def page_threads(path: Path) -> int:
+    """The torch thread count the committed page ``path`` ran with (its ``chN_threads`` glue)."""
+    glue = glued_values(nbformat.read(path, as_version=4))
+    key = f"ch{int(path.name[:2])}_threads"
+    if key not in glue:
+        raise ValueError(f"{path} glues no {key}: execute it first (make notebooks)")
+    return int(as_number(glue[key]))
+
+
+def run_chapter(path: Path, seed: int, threads: int, timeout: int) -> dict:
     notebook = nbformat.read(path, as_version=4)
-    env = {"THINKING_AHEAD_SEED": str(seed), "THINKING_AHEAD_THREADS": "1"}
-    client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
-    start = time.perf_counter()
-    error = None
-    try:
-        client.execute(env={**os.environ, **env})
-    except CellExecutionError as exc:
-        error = str(exc).strip().splitlines()[-1][:300]
-    except Exception as exc:  # a kernel death or a timeout: record it, do not stop the other runs
-        error = f"{type(exc).__name__}: {exc}"[:300]
+    with tempfile.TemporaryDirectory() as claims_dir:
+        env = {"THINKING_AHEAD_SEED": str(seed), "THINKING_AHEAD_THREADS": str(threads),
+               "THINKING_AHEAD_CLAIMS_DIR": claims_dir}
+        client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        start = time.perf_counter()
+        error = None
+        try:
+            client.execute(env={**os.environ, **env})
+        except CellExecutionError as exc:
+            error = str(exc).strip().splitlines()[-1][:300]
+        except Exception as exc:  # a kernel death or a timeout: record it, do not stop the other runs
+            error = f"{type(exc).__name__}: {exc}"[:300]
+        registry = Path(claims_dir) / f"{path.stem}-seed{seed}.json"
+        claims = json.loads(registry.read_text())["claims"] if registry.exists() else {}
     return {"ok": error is None, "error": error, "seconds": round(time.perf_counter() - start, 1),
-            "glue": glued_values(notebook)}
+            "threads": threads, "glue": glued_values(notebook), "claims": claims}
 
 
 def as_number(text: str):
     try:
-        return float(text.strip().strip("'\"").replace(",", ""))
+        return float(str(text).strip().strip("'\"").replace(",", ""))
     except ValueError:
         return None
 
 
+def claims_table(runs: dict, seeds: list[int]) -> list[str]:
+    """Markdown rows: every claim of one chapter, its value at each seed and its smallest margin."""
+    names = {n for run in runs.values() for n in run.get("claims", {})}
+    rows = []
+    for name in names:
+        records = {s: runs[str(s)]["claims"].get(name) for s in seeds if str(s) in runs}
+        margins = [r["margin"] for r in records.values() if r]
+        what = next((r.get("what", "") for r in records.values() if r), "")
+        rows.append((min(margins), name, what, records))
+    lines = ["| claim | " + " | ".join(f"seed {s}" for s in seeds) + " | smallest margin (SE) |",
+             "|---|" + "---|" * (len(seeds) + 1)]
+    for margin, name, what, records in sorted(rows, key=lambda row: row[0]):
+        cells = [f"{records[s]['value']:.4g}" if records.get(s) else "–" for s in seeds]
+        flag = "" if margin >= 3 else " **(below 3)**"
+        lines.append(f"| `{name}`: {what} | " + " | ".join(cells) + f" | {margin:.1f}{flag} |")
+    return lines
+
+
+def weakest(results: dict, n: int = 5) -> list[tuple[float, str, str, int]]:
+    """The ``n`` claims with the smallest margin over every chapter and seed: (margin, chapter, claim, seed)."""
+    every = [(record["margin"], chapter, name, int(seed)) for chapter, runs in results.items()
+             for seed, run in runs.items() for name, record in run.get("claims", {}).items()]
+    return sorted(every)[:n]
+
+
 def table(results: dict) -> str:
-    """Markdown: per chapter, each numeric glued value's value at every seed and its spread."""
+    """Markdown: the weakest claims of the book; per chapter, its claims (weakest first) and each numeric
+    glued value's value at every seed with its spread."""
     seeds = sorted({int(s) for runs in results.values() for s in runs})
-    lines = []
+    lines = ["## The weakest claims", "",
+             "The claims with the smallest margin over every chapter and seed, in standard errors:", "",
+             "| margin (SE) | chapter | claim | seed |", "|---|---|---|---|"]
+    lines += [f"| {m:.1f} | {c} | `{n}` | {s} |" for m, c, n, s in weakest(results)]
+    lines.append("")
     for chapter, runs in sorted(results.items()):
         lines += [f"## {chapter}", "",
                   "| run | " + " | ".join(f"seed {s}" for s in seeds) + " |",
                   "|---|" + "---|" * len(seeds),
                   "| claims hold | " + " | ".join(
                       ("yes" if runs[str(s)]["ok"] else "**no**") if str(s) in runs else "–" for s in seeds) + " |",
-                  "", "| glued number | " + " | ".join(f"seed {s}" for s in seeds) + " | max − min |",
+                  "| torch threads | " + " | ".join(str(runs[str(s)].get("threads", "–")) if str(s) in runs else "–"
+                                                   for s in seeds) + " |", ""]
+        if any(run.get("claims") for run in runs.values()):
+            lines += ["Its claims, weakest first (each must clear its threshold by 3 standard errors):", ""]
+            lines += claims_table(runs, seeds) + [""]
+        lines += ["Every number its prose quotes that moves with the seed:", "",
+                  "| glued number | " + " | ".join(f"seed {s}" for s in seeds) + " | max − min |",
                   "|---|" + "---|" * (len(seeds) + 1)]
         names = sorted({n for run in runs.values() for n in run["glue"]})
         for name in names:
-            if name.endswith(("_runtime_s", "_seconds", "_threads", "_seed_lo", "_seed_hi")):
+            if name.endswith(SKIPPED_GLUE):
                 continue  # timings vary with the machine, not the seed; seed ranges are derived
             values = [as_number(runs[str(s)]["glue"].get(name, "")) if str(s) in runs else None for s in seeds]
             if any(v is None for v in values) or len(set(values)) == 1:
@@ -87,17 +143,18 @@ def table(results: dict) -> str:
             spread = max(values) - min(values)
             lines.append(f"| `{name}` | " + " | ".join(f"{v:.4g}" for v in values) + f" | {spread:.3g} |")
         if lines[-1].startswith("|---"):  # no row: nothing the chapter quotes depends on the seed
-            lines[-3:] = ["", "No number this chapter quotes changes with the seed."]
+            lines[-3:] = ["No number this chapter quotes changes with the seed."]
         lines.append("")
     return "\n".join(lines)
 
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="*", default=[1, 2],
-                        help="seeds to run (none: only re-read seed 0 from the committed notebooks and rewrite the table)")
+    parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2],
+                        help="seeds to run (none: only rewrite the table from the record)")
     parser.add_argument("--chapters", nargs="+", default=None, help="chapter number prefixes, e.g. 01 05")
-    parser.add_argument("--jobs", type=int, default=2, help="kernels run at once (one torch thread each)")
+    parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
+                        help="CPU cores to fill: kernels run side by side while their threads fit")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a cell may run")
     parser.add_argument("--output", type=Path,
                         default=ROOT / "mini_transformer" / "experiments" / "results" / "seed_spread.json")
@@ -110,18 +167,17 @@ def main(argv=None) -> None:
         if not paths:
             raise ValueError(f"--chapters {args.chapters} matches no notebook in chapters/")
     results = json.loads(args.output.read_text()) if args.output.exists() else {}
-    for path in paths:  # seed 0: the committed, executed notebook
-        committed = nbformat.read(path, as_version=4)
-        results.setdefault(path.stem, {})["0"] = {"ok": True, "error": None, "seconds": None,
-                                                   "glue": glued_values(committed), "committed": True}
-    jobs = [(p, s) for p in paths for s in args.seeds]
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
-        for (path, seed), run in zip(jobs, pool.map(lambda job: run_chapter(*job, args.timeout), jobs)):
+    jobs = [(p, s, page_threads(p)) for p in paths for s in args.seeds]
+    workers = max(1, args.cores // max((t for _, _, t in jobs), default=1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for (path, seed, threads), run in zip(jobs, pool.map(lambda job: run_chapter(*job, args.timeout), jobs)):
             results.setdefault(path.stem, {})[str(seed)] = run
             status = "ok" if run["ok"] else f"FAILED: {run['error']}"
-            print(f"{path.stem} seed {seed}: {run['seconds']:.0f} s, {status}", flush=True)
+            print(f"{path.stem} seed {seed} ({threads} threads): {run['seconds']:.0f} s, {status}", flush=True)
             args.output.write_text(json.dumps(results, indent=1, sort_keys=True) + "\n")
     args.table.write_text(table(results))
+    for margin, chapter, name, seed in weakest(results):
+        print(f"weakest: {margin:.1f} SE  {chapter} {name} (seed {seed})")
 
 
 if __name__ == "__main__":

@@ -86,3 +86,14 @@ def test_summing_norms_never_gives_less_than_norming_the_sum(model64):
     flow = gradient_flow(model64, torch.randint(0, 11, (2, 12)))
     assert torch.all(flow.future_share() >= flow.summed_future_share() - 1e-12)  # triangle inequality
     assert flow.summed_future_share()[-1] == 0 and flow.mean_cosine()[-1] == 0  # nothing above the last attention
+
+
+def test_a_batch_flow_is_the_mean_of_its_sequences_flows(model64):
+    from mini_transformer.analysis.gradflow import mean_flow, sequence_flows
+
+    x = torch.randint(0, model64.config.vocab_size, (3, 9), generator=torch.Generator().manual_seed(5))
+    whole, parts = gradient_flow(model64, x), mean_flow(sequence_flows(model64, x))
+    for field in ("G", "own_norm", "future_norm", "cosine"):
+        torch.testing.assert_close(getattr(parts, field), getattr(whole, field), rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="flows"):
+        mean_flow([])

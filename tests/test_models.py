@@ -154,8 +154,10 @@ def test_hook_points_name_every_state_and_pattern_and_leave_nothing_attached():
     cfg = small_config(n_layers=2)
     model = mt.DTransformer(cfg)
     points = model.hook_points()
-    assert list(points) == ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp", "L1.pattern", "L2.pattern"]
+    assert list(points) == ["X0", "L1.attn", "L1.mlp", "L2.attn", "L2.mlp", "L1.pattern", "L2.pattern",
+                            "X0.token", "final_ln"]
     assert all(point.name == name for name, point in points.items())
+    assert mt.hooks.state_names(model) == mt.state_names(2)  # the two extra points are not states
     x = torch.randint(0, 11, (1, 5))
     mt.trace(model, x)
     with mt.hooked(model, {"L1.attn": lambda X: X * 0}):
@@ -164,6 +166,21 @@ def test_hook_points_name_every_state_and_pattern_and_leave_nothing_attached():
     with pytest.raises(ValueError, match="unknown hook point"):
         with mt.hooked(model, {"L9.mlp": lambda X: X}):
             pass
+
+
+def test_the_token_and_final_hook_points_see_what_they_name():
+    """"X0.token" sees W_e[:, x[t]] (X_0 minus W_p) and "final_ln" sees layer_norm(X_2L), what W_u reads."""
+    cfg = small_config(n_layers=2)
+    model = randomize_(mt.DTransformer(cfg).double())
+    x = torch.randint(0, cfg.vocab_size, (2, 6))
+    seen = {}
+    with mt.hooked(model, {"X0.token": lambda E: seen.setdefault("E", E),
+                           "final_ln": lambda H: seen.setdefault("H", H)}):
+        logits, trace = mt.trace(model, x)
+    torch.testing.assert_close(seen["E"], model.embedding.token(x), rtol=0, atol=0)
+    torch.testing.assert_close(seen["E"] + model.embedding.position(6), trace[0], rtol=0, atol=0)
+    torch.testing.assert_close(seen["H"], model.final_ln(trace.layer(2)), rtol=0, atol=0)
+    torch.testing.assert_close(model.unembedding(seen["H"]), logits, rtol=0, atol=0)
 
 
 def test_hooked_patch_changes_the_output():

@@ -157,3 +157,22 @@ def test_the_eraser_leaves_nothing_for_a_linear_probe_and_keeps_what_is_orthogon
         fit_eraser(X, torch.zeros(6000, dtype=torch.float64))
     with pytest.raises(ValueError, match="direction must have shape"):
         eraser(X, torch.ones(3, dtype=torch.float64))
+
+
+def test_probe_r2_se_shrinks_with_more_test_groups_and_matches_a_repeated_experiment():
+    from mini_transformer.analysis.probes import probe_r2, probe_r2_se
+
+    g = torch.Generator().manual_seed(0)
+
+    def sample(n):
+        X = torch.randn(n, 4, generator=g)
+        return X, X[:, 0] + torch.randn(n, generator=g)  # R² = 1/2
+
+    Xf, yf = sample(4000)
+    tests = [sample(400) for _ in range(200)]
+    spread = torch.tensor([probe_r2(Xf, yf, X, y).item() for X, y in tests]).std().item()
+    se = probe_r2_se(Xf, yf, *tests[0], n_groups=40)
+    assert 0.6 * spread < se < 1.6 * spread, (se, spread)
+    assert probe_r2_se(Xf, yf, *sample(3200), n_groups=40) < se
+    with pytest.raises(ValueError, match="n_groups"):
+        probe_r2_se(Xf, yf, *tests[0], n_groups=7)

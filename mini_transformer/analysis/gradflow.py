@@ -151,3 +151,19 @@ def gradient_flow_naive(model, x: torch.Tensor) -> GradientFlow:
         rows = [torch.autograd.grad(per_position[t], stream.states, retain_graph=True) for t in range(n)]
     grads = [torch.stack([row[i] for row in rows]) for i in range(len(stream.states))]
     return _flow(grads, n, stream.names)
+
+
+def sequence_flows(model, x: torch.Tensor) -> list[GradientFlow]:
+    """One :class:`GradientFlow` per sequence of ``x (batch, ℓ)``: the samples whose mean
+    (:func:`mean_flow`) is ``gradient_flow(model, x)``, for standard errors over sequences."""
+    return [gradient_flow(model, x[i:i + 1]) for i in range(len(x))]
+
+
+def mean_flow(flows: list[GradientFlow]) -> GradientFlow:
+    """The flow of a batch from its sequences' flows: every field is a mean over the batch."""
+    if not flows:
+        raise ValueError("flows must hold at least one GradientFlow, got an empty list")
+    return GradientFlow(G=torch.stack([f.G for f in flows]).mean(0), names=flows[0].names,
+                        own_norm=torch.stack([f.own_norm for f in flows]).mean(0),
+                        future_norm=torch.stack([f.future_norm for f in flows]).mean(0),
+                        cosine=torch.stack([f.cosine for f in flows]).mean(0))

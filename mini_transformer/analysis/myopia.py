@@ -25,6 +25,8 @@ from contextlib import contextmanager
 
 import torch
 
+from ..validation import check_real, check_same_dtype
+
 
 # Why a custom autograd function: the authors' two-line alternative, read = β·X + (1 − β)·sg(X) with
 # keys and values computed from both `read` and X, gives the same gradients (≤ 1e-16 apart in float64
@@ -73,6 +75,7 @@ def myopic_attention(X, Z, W_q, b_q, W_k, b_k, W_v, b_v, mask, beta: float = 0.0
     """
     if Z is not X:
         raise ValueError("myopic attention is self-attention: Z must be X")
+    check_same_dtype(X=X, W_q=W_q, b_q=b_q, W_k=W_k, b_k=b_k, W_v=W_v, b_v=b_v)
     Q = X @ W_q.mT + b_q  # Alg. 4, line 1
     K_read, K = _ReadAndOwn.apply(X, W_k, b_k, beta)  # line 2: K̃ (read by others), K (own)
     V_read, V = _ReadAndOwn.apply(X, W_v, b_v, beta)  # line 3: Ṽ (read by others), V (own)
@@ -110,12 +113,12 @@ def set_myopia(model, beta: float = 0.0) -> None:
     """Make every attention layer of a DTransformer myopic to degree β (1: vanilla, 0: myopic;
     in between, each crossing from one position's state into another's computation is scaled by β).
     β changes only gradients, never the forward pass. (The "transformer bigram", which does change
-    the forward pass, is a config option: ``TransformerConfig(..., zero_past=True)``.)"""
-    if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta <= 1:
-        raise ValueError(f"beta must be a number in [0, 1], got {beta!r}")
+    the forward pass, is a config option: ``TransformerConfig(..., zero_past=True)``.) β may be any
+    real number type (a NumPy scalar, a 0-d tensor, …), not a bool."""
+    beta = check_real(beta, "beta", 0, 1)
     _check_model(model)
     for layer in model.layers:
-        layer.attn.kernel = None if beta == 1 else MyopicKernel(float(beta))
+        layer.attn.kernel = None if beta == 1 else MyopicKernel(beta)
 
 
 def myopia_beta(model) -> float:

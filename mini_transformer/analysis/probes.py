@@ -29,6 +29,25 @@ def probe_r2(train_features, train_targets, test_features, test_targets, ridge: 
     return 1 - residual / total
 
 
+def probe_r2_se(train_features, train_targets, test_features, test_targets, n_groups: int, ridge: float = 1e-3,
+                n_boot: int = 500, seed: int = 0) -> float:
+    """Bootstrap standard error of :func:`probe_r2` (one target column) over ``n_groups`` equal, contiguous
+    groups of the test rows (e.g. the test sequences, when rows are sequence-major): the probe is fitted
+    once; the groups are resampled, and R² recomputed from their squared errors."""
+    W = fit_linear_probe(train_features, train_targets, ridge)
+    F_ = torch.cat([test_features.double(), torch.ones(len(test_features), 1, dtype=torch.float64,
+                                                         device=test_features.device)], 1)
+    y = test_targets.double().reshape(len(test_targets))
+    if len(y) % n_groups:
+        raise ValueError(f"n_groups must divide the {len(y)} test rows, got {n_groups}")
+    error = ((F_ @ W)[:, 0] - y).reshape(n_groups, -1)
+    y = y.reshape(n_groups, -1)
+    index = torch.randint(0, n_groups, (n_boot, n_groups), generator=torch.Generator().manual_seed(seed))
+    e, t = error[index].flatten(1), y[index].flatten(1)  # (n_boot, rows)
+    r2 = 1 - (e ** 2).sum(1) / ((t - t.mean(1, keepdim=True)) ** 2).sum(1)
+    return r2.std().item()
+
+
 def probe_accuracy(train_features, train_labels, test_features, test_labels, n_classes: int,
                    ridge: float = 1e-3) -> float:
     """A linear classifier fitted by ridge regression onto one-hot labels; returns the share of

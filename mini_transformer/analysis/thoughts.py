@@ -4,7 +4,9 @@ back as the next input, so a model can think for more rounds than its depth with
 A *thought position* p holds no token. Its input is the last hidden state of the position before it,
 h = layer_norm(X_{2L}[p − 1]) (the vector Algorithm 10's line 10 hands to the unembedding), plus the
 positional embedding W_p[:, p] as for any input. The rest of Algorithm 10 is unchanged: the thought
-position attends to the past, and later positions attend to it.
+position attends to the past, and later positions attend to it. Both go through the model's hook
+points: h is read at ``"final_ln"`` (the final layer norm's output, before W_u) and written at
+``"X0.token"`` in place of the token embedding W_e[:, x[p]], so the model adds W_p[:, p] itself.
 
 Because the input at p is computed from the output at p − 1, thoughts cannot be teacher-forced in
 one pass: with c thought positions, :func:`think` runs c + 1 forward passes, each one filling the next
@@ -60,27 +62,26 @@ def think(model: DTransformer, x: torch.Tensor, thoughts: torch.Tensor, detach: 
     fed_back: list[torch.Tensor] = []  # the thoughts found so far, in order
     last_hidden: dict[str, torch.Tensor] = {}
 
-    def feed(X0: torch.Tensor) -> torch.Tensor:
-        # X_0 at a thought position: the fed-back vector + W_p[:, p] (the token embedding is dropped)
+    def feed(E: torch.Tensor) -> torch.Tensor:
+        # the token embeddings: at a thought position the fed-back vector replaces W_e[:, x[p]]
+        # (the model then adds W_p[:, p], so X_0[:, p] = h + W_p[:, p])
         if not fed_back:
-            return X0
-        position_embedding = model.embedding.position(X0.shape[1])
-        X0 = X0.clone()
+            return E
+        E = E.clone()
         for p, h in zip(positions, fed_back):
-            X0[:, p] = h + position_embedding[p]
-        return X0
+            E[:, p] = h
+        return E
 
-    def keep_top(X: torch.Tensor) -> None:
-        last_hidden["X"] = X
+    def keep_final(H: torch.Tensor) -> None:
+        last_hidden["H"] = H  # layer_norm(X_2L) at every position (line 10)
 
-    top = model.hook_points()[f"L{model.config.n_layers}.mlp"]
     for _ in range(len(positions) + 1):  # pass j fills thought j (0-based); the last pass reads them all
-        with hooked(model, {"X0": feed}), perturbed(model, deltas or {}), hooked(model, {top.name: keep_top}):
+        with perturbed(model, deltas or {}), hooked(model, {"X0.token": feed, "final_ln": keep_final}):
             logits = model(x)
         if len(fed_back) == len(positions):
             break
         p = positions[len(fed_back)]
-        h = model.final_ln(last_hidden["X"][:, p - 1])  # line 10's layer_norm of the state before p
+        h = last_hidden["H"][:, p - 1]  # line 10's layer_norm of the state before p
         fed_back.append(h.detach() if detach else h)
     stacked = torch.stack(fed_back, 1) if fed_back else x.new_zeros((x.shape[0], 0, model.config.d_model),
                                                                     dtype=logits.dtype)

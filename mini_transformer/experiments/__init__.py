@@ -18,16 +18,38 @@ import torch
 RESULTS = Path(__file__).resolve().parent / "results"
 
 
+def read_result_file(path: str | Path, keys: tuple[str, ...] = ("config",)) -> dict:
+    """The content of result file ``path``: a JSON object holding ``keys``. A truncated file, or one
+    that is not a result file, raises a ValueError naming it and what was expected."""
+    try:
+        content = json.loads(Path(path).read_text())
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"result file {str(path)!r} is not valid JSON ({exc}): it is truncated or not a "
+                         "result file; delete it (or choose another --out) to start afresh") from None
+    if not isinstance(content, dict) or not set(keys) <= set(content):
+        found = sorted(content) if isinstance(content, dict) else type(content).__name__
+        raise ValueError(f"{str(path)!r} is not a result file of this script: expected a JSON object with "
+                         f"the keys {list(keys)}, found {found}")
+    return content
+
+
+def read_result_files(paths, keys: tuple[str, ...]) -> list[dict]:
+    """The contents of the result files ``paths`` (at least one) to merge, each holding ``keys``."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if not paths:
+        raise ValueError("paths must name at least one result file to merge, got none")
+    return [read_result_file(path, keys) for path in paths]
+
+
 def load_result(name: str, path: str | Path | None = None) -> dict:
     """Read ``path``, or the committed CPU result ``results/<name>_small.json``."""
-    with open(path or RESULTS / f"{name}_small.json") as f:
-        return json.load(f)
+    return read_result_file(path or RESULTS / f"{name}_small.json", keys=())
 
 
 def script_arguments(doc: str, scales, argv=None, extra=None):
     """The command line every experiment script shares: ``--scale``, ``--out``, ``--threads``
     (``extra(parser)`` may add more). Sets the threads; returns ``(args, device)``."""
-    from ..validation import check_choice
+    from ..validation import check_choice, check_int
 
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--scale", default="small", help=" | ".join(scales))
@@ -37,19 +59,19 @@ def script_arguments(doc: str, scales, argv=None, extra=None):
         extra(parser)
     args = parser.parse_args(argv)
     check_choice(args.scale, "scale", tuple(scales))
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads is not None:
+        torch.set_num_threads(check_int(args.threads, "--threads", minimum=1))
     return args, torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def read_previous(out: str | Path | None, config: dict) -> dict:
     """The content of an earlier run's result file ``out`` made with the same ``config`` (a dict, as
     ``dataclasses.asdict`` gives it); ``{}`` when ``out`` is None or absent. Raises ValueError when
-    ``out`` holds another configuration."""
+    ``out`` holds another configuration, or is not a result file (:func:`read_result_file`)."""
     if out is None or not Path(out).exists():
         return {}
-    previous = json.loads(Path(out).read_text())
-    if previous.get("config") not in (None, json.loads(json.dumps(config))):
+    previous = read_result_file(out)
+    if previous["config"] != json.loads(json.dumps(config)):
         raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
     return previous
 
@@ -63,11 +85,26 @@ def resume(out: str | Path | None, config: dict, tables: tuple[str, ...]) -> dic
 
 def merge_tables(results: list[dict], tables: tuple[str, ...]) -> dict[str, dict]:
     """Union of the tables named in ``tables`` over several result files' contents (later wins)."""
+    if not results:
+        raise ValueError("results must hold at least one result file's content, got none")
     merged = {name: {} for name in tables}
-    for result in results:
+    for i, result in enumerate(results):
         for name in tables:
+            if name not in result:
+                raise ValueError(f"results[{i}] has no table {name!r}; expected the tables {list(tables)}")
             merged[name].update(result[name])
     return merged
+
+
+def check_selection(values, name: str, allowed, scale: str) -> tuple | None:
+    """``values`` chosen on the command line (``--seeds``, ``--sizes``), as a tuple (None when not given):
+    each must be one of the scale's ``allowed``, else there would be nothing to run and an empty file."""
+    if not values:
+        return None
+    unknown = [v for v in values if v not in allowed]
+    if unknown:
+        raise ValueError(f"{name} {unknown} not in scale {scale!r}; expected some of {list(allowed)}")
+    return tuple(values)
 
 
 def seeds_main(name: str, doc: str, scales, run, argv=None) -> Path:
@@ -79,7 +116,7 @@ def seeds_main(name: str, doc: str, scales, run, argv=None) -> Path:
 
     args, device = script_arguments(doc, scales, argv, extra)
     out = args.out or RESULTS / f"{name}_{args.scale}.json"
-    seeds = tuple(args.seeds) if args.seeds else None
+    seeds = check_selection(args.seeds, "--seeds", scales[args.scale].seeds, args.scale)
     return write_result(run(scales[args.scale], out, device, scale=args.scale, seeds=seeds), name, args.scale, out)
 
 

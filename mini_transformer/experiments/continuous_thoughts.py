@@ -46,7 +46,7 @@ from ..models import DTransformer, device_of
 from ..tasks import permutations as s3
 from ..training import train
 from ..validation import check_choice
-from . import RESULTS, load_result, merge_tables, resume, script_arguments, write_result
+from . import RESULTS, load_result, merge_tables, read_result_files, resume, script_arguments, write_result
 
 TABLES = ("accuracy", "seconds")  # the result file's per-run tables, keyed "arm/K/seed"
 ARMS = ("decoded", "curriculum", "curriculum_detached", "curriculum_pause", "answer_only", "answer_only_detached",
@@ -215,7 +215,7 @@ def run(config: ThoughtConfig, out=None, device=None, progress: bool = True, sca
 def merge(paths, out) -> dict:
     """Join result files whose configurations differ at most in their arms (e.g. one process per
     group of arms) into ``out``; the merged configuration lists every arm, in the order of ARMS."""
-    results = [json.loads(Path(p).read_text()) for p in paths]
+    results = read_result_files(paths, ("config", "chance", *TABLES))
     def without_arms(r):
         return {k: v for k, v in r["config"].items() if k != "arms"}
     if any(without_arms(r) != without_arms(results[0]) for r in results):

@@ -25,7 +25,7 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks import multiplication as mul
 from ..training import train
-from . import load_result, merge_tables, resume, seeds_main, write_result
+from . import load_result, merge_tables, read_result_files, resume, seeds_main, write_result
 
 MODES = ("vanilla", "myopic")
 TABLES = ("exact_match", "seconds")  # the result file's per-run tables, keyed "mode/F/seed"
@@ -95,7 +95,7 @@ def run(config: FillerConfig, out=None, device=None, progress: bool = True, scal
 
 def merge(paths, out) -> dict:
     """Join result files of the same configuration (e.g. one per seed) into ``out``."""
-    results = [json.loads(Path(p).read_text()) for p in paths]
+    results = read_result_files(paths, ("config", *TABLES))
     if any(r["config"] != results[0]["config"] for r in results):
         raise ValueError(f"the files {list(map(str, paths))} hold different configurations")
     merged = {"config": results[0]["config"], **merge_tables(results, TABLES)}

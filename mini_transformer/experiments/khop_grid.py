@@ -30,7 +30,7 @@ from ..config import TransformerConfig
 from ..models import DTransformer
 from ..tasks import khop
 from ..training import train
-from . import RESULTS, load_result, script_arguments
+from . import RESULTS, load_result, read_previous, script_arguments
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,7 @@ def runs_to_do(config: KHopGridConfig) -> list[tuple[int, int, int, int]]:
 
 def run(config: KHopGridConfig, out: Path, device=None, progress: bool = False) -> dict:
     """Train every model of the grid not already in ``out``; write ``out`` after each one."""
-    result = json.loads(out.read_text()) if out.exists() else {}
-    if result.get("config") not in (None, json.loads(json.dumps(asdict(config)))):
-        raise ValueError(f"{out} holds another configuration; remove it or choose another --out")
+    result = read_previous(out, asdict(config))  # {} for a new file; an error names a foreign or truncated one
     result.update(config=asdict(config), prediction="construction's reach: every k <= 2^(L-1) - 1 (Sanford et al. 2024, depth floor(log2 k) + 2 suffices)",
                   device=str(device or "cpu"), threads=torch.get_num_threads())
     result.setdefault("runs", [])

