@@ -155,6 +155,8 @@ def main(argv=None) -> None:
     parser.add_argument("--chapters", nargs="+", default=None, help="chapter number prefixes, e.g. 01 05")
     parser.add_argument("--cores", type=int, default=os.cpu_count() or 1,
                         help="CPU cores to fill: kernels run side by side while their threads fit")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads per kernel (default: each page's own, read from its chN_threads glue)")
     parser.add_argument("--timeout", type=int, default=300, help="seconds a cell may run")
     parser.add_argument("--output", type=Path,
                         default=ROOT / "mini_transformer" / "experiments" / "results" / "seed_spread.json")
@@ -167,7 +169,9 @@ def main(argv=None) -> None:
         if not paths:
             raise ValueError(f"--chapters {args.chapters} matches no notebook in chapters/")
     results = json.loads(args.output.read_text()) if args.output.exists() else {}
-    jobs = [(p, s, page_threads(p)) for p in paths for s in args.seeds]
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    jobs = [(p, s, args.threads or page_threads(p)) for p in paths for s in args.seeds]
     workers = max(1, args.cores // max((t for _, _, t in jobs), default=1))
     with ThreadPoolExecutor(max_workers=workers) as pool:
         for (path, seed, threads), run in zip(jobs, pool.map(lambda job: run_chapter(*job, args.timeout), jobs)):

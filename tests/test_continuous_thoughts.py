@@ -105,6 +105,9 @@ def test_stages_of_each_arm():
     assert ct.stages("answer_only", 3) == [dict(n_thoughts=2, supervise_thoughts=False, detach=False)] * 3
     assert all(st["supervise_thoughts"] for st in ct.stages("decoded", 3))
     assert all(not st["feed"] for st in ct.stages("curriculum_pause", 3))
+    # a pause in every slot, the loss at every step: decoded without its fed-back vectors
+    assert ct.stages("decoded_pause", 3) == [dict(n_thoughts=2, supervise_thoughts=True, detach=True, feed=False)] * 3
+    assert all(st["feed"] for st in ct.stages("decoded", 3))
     assert ct.stages("silent", 2) == [{}, {}]
     with pytest.raises(ValueError, match="arm"):
         ct.stages("coconut", 3)
@@ -118,6 +121,9 @@ def test_pauses_feed_nothing_back_and_baselines_score_their_own_format():
     torch.testing.assert_close(pause_logits, model(x))  # a pause is the placeholder token as a plain input
     assert fed.shape[1] == 0
     assert ct.accuracy("curriculum_pause", model, g, s).shape == (4,)
+    # decoded_pause is scored on the placeholders as plain inputs, the same as the pause logits above
+    torch.testing.assert_close(ct.accuracy("decoded_pause", model, g, s),
+                               (ct.answer_logits(pause_logits).argmax(-1) == s).float().mean(0))
     # the silent baseline reads g alone; the written one writes its own tokens: check against a manual loop
     torch.testing.assert_close(ct.silent_accuracy(model, g, s),
                                (model(g)[..., 6:12].argmax(-1) == s).float().mean(0))
@@ -151,7 +157,7 @@ def test_tiny_script_runs_and_resumes(tmp_path):
     out = tmp_path / "thoughts.json"
     config = ct.SCALES["tiny"]
     result = ct.run(config, out, progress=False, scale="tiny")
-    assert set(result["accuracy"]) == {f"{a}/3/0" for a in ct.ARMS}
+    assert set(result["accuracy"]) == {f"{a}/3/0" for a in config.arms}
     assert all(len(v) == 3 and all(0 <= a <= 1 for a in v) for v in result["accuracy"].values())
     again = ct.run(config, out, progress=False, scale="tiny")  # nothing left to train: read back
     assert again["accuracy"] == result["accuracy"]
@@ -195,3 +201,20 @@ def test_state_gradients_match_finite_differences_through_the_chain_of_thoughts(
     cut = state_gradients(model, x, thoughts, answer_loss, detach=True)  # without the chain: not the derivative
     assert not torch.allclose(cut, numeric, rtol=1e-3, atol=1e-6)
     assert (G[-1, :-1] > 0).sum() >= 2  # the chain carries gradient from the answer into earlier top states
+
+
+def test_the_rounds_scales_pair_every_format_at_one_and_two_layers(tmp_path):
+    one, two = ct.SCALES["rounds_L1"], ct.SCALES["rounds_L2"]
+    assert (one.n_layers, two.n_layers) == (1, 2) and one.lengths == two.lengths == (4, 6, 8)
+    assert {k: v for k, v in vars(one).items() if k != "n_layers"} == {k: v for k, v in vars(two).items() if k != "n_layers"}
+    assert {"silent", "decoded_pause", "decoded", "written", "curriculum"} == set(one.arms)
+    result = ct.run(ct.SCALES["rounds_tiny"], tmp_path / "r.json", progress=False, scale="rounds_tiny")
+    assert set(result["accuracy"]) == {f"{a}/3/0" for a in ("silent", "decoded_pause", "decoded")}
+
+
+def test_the_predicted_reach_counts_rounds():
+    assert ct.predicted_reach("silent", 1) == ct.predicted_reach("decoded_pause", 1) == 2
+    assert ct.predicted_reach("silent", 2) == ct.predicted_reach("decoded_pause", 2) == 4
+    assert ct.predicted_reach("decoded", 1) == ct.predicted_reach("written", 2) == float("inf")
+    with pytest.raises(ValueError, match="answer_only"):
+        ct.predicted_reach("answer_only", 1)

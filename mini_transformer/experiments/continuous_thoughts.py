@@ -19,6 +19,9 @@ Arms (every arm trains the same total number of steps, AdamW, cosine schedule pe
   (``curriculum``) and without (``curriculum_detached``: the fed-back vector is ``sg(h)``).
 * ``curriculum_pause``: the same curriculum with nothing fed back: the thought slots keep the
   placeholder token as a fixed input (Hao et al.'s "pause as thought" control; a filler token).
+* ``decoded_pause``: ``decoded`` with nothing fed back: the same positions and the same loss at every
+  step, but each slot holds the fixed placeholder (a pause, or filler, token). It has every position the
+  thoughts have and none of their rounds, so against ``decoded`` it separates positions from rounds.
 * ``answer_only``: the last stage from the start (no curriculum), with and without backpropagation
   through the chain (``answer_only_detached``).
 * Baselines of the same size, steps and seeds: ``silent`` (g_1 … g_K, the label s_t at every
@@ -26,6 +29,16 @@ Arms (every arm trains the same total number of steps, AdamW, cosine schedule pe
   free-running: it writes each s_t itself and reads it back).
 
 Each model is scored on the answer after K steps with every step a thought, on fresh sequences.
+
+**Positions or rounds** (scales ``rounds_L1`` and ``rounds_L2``): silent, ``decoded_pause``, ``decoded``,
+``written`` and ``curriculum`` at K = 4, 6, 8 with one and with two layers, the same steps, batches and
+initialising seed per arm. The prediction from chapter 4, written down before the runs
+(:func:`predicted_reach`): a silent pass runs 2L rounds, and the binary scan composes 2^L elements in L
+layers, so the silent arm is predicted to reach K ≤ 2^L (a trained model may fall short, or go a little
+further with more heads); a pause adds a position but no round, so ``decoded_pause`` is predicted to
+reach what silent reaches (at one layer nothing a pause computes can even be read, since a later position
+reads only the layer-0 inputs of earlier ones); written tokens and thoughts add a climb per step, so
+``written``, ``decoded`` and ``curriculum`` are predicted to solve every K.
 
     python -m mini_transformer.experiments.continuous_thoughts --scale small   # the committed file, CPU
 """
@@ -49,8 +62,10 @@ from ..validation import check_choice
 from . import RESULTS, load_result, merge_tables, read_result_files, resume, script_arguments, write_result
 
 TABLES = ("accuracy", "seconds")  # the result file's per-run tables, keyed "arm/K/seed"
-ARMS = ("decoded", "curriculum", "curriculum_detached", "curriculum_pause", "answer_only", "answer_only_detached",
-        "silent", "written")
+COCONUT_ARMS = ("decoded", "curriculum", "curriculum_detached", "curriculum_pause", "answer_only",
+                "answer_only_detached", "silent", "written")  # chapter 7's comparison (the default)
+ARMS = COCONUT_ARMS + ("decoded_pause",)
+PAUSED = ("curriculum_pause", "decoded_pause")  # the arms whose slots hold a fixed token, nothing fed back
 
 
 @dataclass(frozen=True)
@@ -58,7 +73,7 @@ class ThoughtConfig:
     """Model, steps and the chain lengths K of the thought experiment."""
 
     lengths: tuple[int, ...] = (4, 6)  # K: elements composed; K − 1 thoughts
-    arms: tuple[str, ...] = ARMS
+    arms: tuple[str, ...] = COCONUT_ARMS
     steps_per_stage: int = 250  # the curriculum has K stages; every arm trains K × this many steps
     batch_size: int = 64
     d_model: int = 64
@@ -73,7 +88,26 @@ SCALES = {
     "tiny": ThoughtConfig(lengths=(3,), steps_per_stage=5, d_model=16, n_heads=2, seeds=(0,), n_test=64),
     "small": ThoughtConfig(),
     "full": ThoughtConfig(lengths=(4, 6, 8, 12), steps_per_stage=2000, d_model=128, n_test=10000),
+    # positions or rounds (chapters 4 and 7): every format under a loss at every step, at one and two
+    # layers; at two layers a later position can read what a slot computed, at one it cannot
+    "rounds_L1": ThoughtConfig(lengths=(4, 6, 8), arms=("silent", "decoded_pause", "decoded", "written", "curriculum")),
+    "rounds_L2": ThoughtConfig(lengths=(4, 6, 8), arms=("silent", "decoded_pause", "decoded", "written", "curriculum"),
+                               n_layers=2),
+    "rounds_tiny": ThoughtConfig(lengths=(3,), arms=("silent", "decoded_pause", "decoded"), steps_per_stage=5,
+                                 d_model=16, n_heads=2, n_layers=2, seeds=(0,), n_test=64),
 }
+
+
+def predicted_reach(arm: str, n_layers: int) -> float:
+    """The largest K that chapter 4's round counting predicts ``arm`` to solve with ``n_layers`` layers:
+    2^L for the arms whose rounds stay 2L (silent, pauses), unbounded for those that add a climb per
+    step (written tokens, thoughts). A prediction to test, not a bound on what training finds."""
+    check_choice(arm, "arm", ARMS)
+    if arm in ("silent",) + PAUSED:
+        return float(2 ** n_layers)
+    if arm in ("written", "decoded", "curriculum"):
+        return float("inf")
+    raise ValueError(f"no prediction is made for arm {arm!r}: it is trained without a loss at every step")
 
 
 def build(config: ThoughtConfig, length: int) -> DTransformer:
@@ -148,7 +182,7 @@ def accuracy(arm: str, model, g: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
         return silent_accuracy(model, g, s)
     if arm == "written":
         return written_accuracy(model, g, s)
-    return chain_accuracy(model, g, s, feed=arm != "curriculum_pause")
+    return chain_accuracy(model, g, s, feed=arm not in PAUSED)
 
 
 def stages(arm: str, length: int) -> list[dict]:
@@ -156,12 +190,12 @@ def stages(arm: str, length: int) -> list[dict]:
     check_choice(arm, "arm", ARMS)
     last = length - 1
     detach = arm.endswith("detached")
-    if arm == "decoded":
-        return [dict(n_thoughts=last, supervise_thoughts=True, detach=True)] * length
+    if arm in ("decoded", "decoded_pause"):
+        return [dict(n_thoughts=last, supervise_thoughts=True, detach=True, feed=arm == "decoded")] * length
     if arm in ("silent", "written"):
         return [dict()] * length  # the baselines' own loss (see loss_of)
     if arm.startswith("curriculum"):
-        feed = arm != "curriculum_pause"
+        feed = arm not in PAUSED
         return [dict(n_thoughts=j, supervise_thoughts=False, detach=detach, feed=feed) for j in range(length)]
     return [dict(n_thoughts=last, supervise_thoughts=False, detach=detach)] * length
 
