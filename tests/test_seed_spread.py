@@ -50,3 +50,16 @@ def test_the_table_lists_claims_weakest_first_and_flags_thin_ones():
     rows = [line for line in text.splitlines() if line.startswith("| `")]
     assert rows[0].startswith("| `b`") and "2.5 **(below 3)**" in rows[0] and rows[1].startswith("| `a`")
     assert seed_spread.weakest({"01_x": runs}, 2) == [(2.5, "01_x", "b", 0), (4.0, "01_x", "a", 1)]
+
+
+def test_margins_are_settled_against_the_whole_record():
+    """A seed that ran first saw an older record; the script recomputes every margin from the final one."""
+    def record(value, above=0.0):
+        return {"claims": {"c": {"name": "c", "value": value, "above": above, "below": None, "se_sample": 0.0,
+                                 "se_seeds": None, "se": 0.01, "margin": value / 0.01, "holds": True, "what": "",
+                                 "mode": "run"}}}
+    results = {"01_x": {"0": record(1.0), "1": record(0.0), "2": record(2.0), "3": record(5.0, above=-1.0)}}
+    seed_spread.settle_margins(results)
+    settled = results["01_x"]["0"]["claims"]["c"]
+    assert settled["se_seeds"] == pytest.approx(1.0) and settled["margin"] == pytest.approx(1.0)  # seed 3: other claim
+    assert not results["01_x"]["1"]["claims"]["c"]["holds"]
