@@ -125,10 +125,16 @@ def settle_margins(results: dict) -> None:
 
 
 def weakest(results: dict, n: int = 5) -> list[tuple[float, str, str, int]]:
-    """The ``n`` claims with the smallest margin over every chapter and seed: (margin, chapter, claim, seed)."""
-    every = [(record["margin"], chapter, name, int(seed)) for chapter, runs in results.items()
-             for seed, run in runs.items() for name, record in run.get("claims", {}).items()]
-    return sorted(every)[:n]
+    """The ``n`` claims with the smallest margin over every chapter and seed, each at its weakest seed:
+    (margin, chapter, claim, seed)."""
+    every = sorted((record["margin"], chapter, name, int(seed)) for chapter, runs in results.items()
+                   for seed, run in runs.items() for name, record in run.get("claims", {}).items())
+    seen, distinct = set(), []
+    for row in every:  # each claim once, at its weakest seed
+        if (row[1], row[2]) not in seen:
+            seen.add((row[1], row[2]))
+            distinct.append(row)
+    return distinct[:n]
 
 
 def table(results: dict) -> str:
