@@ -17,6 +17,12 @@ Two constructions for the word problem of a finite group (chapter 4), exact and 
   it into Σ c mod 3. The unembedding reads off the element. Depth 2 at every length; the width of
   the MLPs grows with ℓ_max (about 3ℓ²/2 units), the trade the shortcut makes.
 
+And one for k-hop induction (:mod:`mini_transformer.tasks.khop`), also exact:
+
+* :func:`compile_khop`: pointer doubling at depth ⌊log₂ k⌋ + 2 (Sanford, Hsu & Telgarsky 2024).
+  Layer 1 finds each position's one-hop pointer; layer l ≥ 2 follows the 2^{l−2}-hop pointer,
+  doubling it, and advances a letter register by 2^{l−2} hops when that bit of k is set.
+
 **Layer norm.** Every sublayer of Algorithm 10 reads layer_norm(X), not X. Two design choices make
 that a fixed scaling, so the hand-set weights can be written as if they read X itself:
 
@@ -31,7 +37,8 @@ With γ = C·√(2/d_e), layer_norm(X) = X/√(1 + ε): the content arrives scal
 nonlinear decision then has a margin (ReLU thresholds half a unit from the nearest input value,
 attention logits 40 apart) far larger than that distortion, so it cannot change an argmax. The
 scan runs in float32; the shortcut, whose gated units amplify the distortion a few hundred times,
-in float64 (its logits then sit within 10⁻² of the ideal 2·READOUT and READOUT).
+in float64 (its logits then sit within 10⁻² of the ideal 2·READOUT and READOUT); so does the k-hop
+model, whose first-layer logits grow with ℓ_max.
 
 Shapes follow :mod:`mini_transformer.algorithms`: weights are stored as the paper writes them
 (``W ∈ ℝ^{d_out × d_in}``), token ids are ``(batch, ℓ)``.
@@ -355,3 +362,101 @@ def compile_s3_shortcut(table: torch.Tensor, max_len: int) -> DTransformer:
 def predict(model: DTransformer, x: torch.Tensor, chunk: int = 200) -> torch.Tensor:
     """``(batch, ℓ)``: the argmax of the model's logits at every position, in chunks of sequences."""
     return torch.cat([model(xs).argmax(-1) for xs in x.split(chunk)])
+
+
+# ---------------------------------------------------------------------------------------------
+# k-hop induction by pointer doubling
+# ---------------------------------------------------------------------------------------------
+def khop_reach(n_layers: int) -> int:
+    """The largest k that :func:`compile_khop` reaches with ``n_layers`` layers: 2^{L−1} − 1
+    (Sanford, Hsu & Telgarsky 2024: depth ⌊log₂ k⌋ + 2 suffices)."""
+    n_layers = check_int(n_layers, "n_layers")
+    return 2 ** (n_layers - 1) - 1
+
+
+def compile_khop(n_letters: int, k: int, n_layers: int, max_len: int) -> DTransformer:
+    """A DTransformer with ``n_layers`` layers that computes k-hop induction (``tasks.khop``) exactly.
+
+    The construction of Sanford, Hsu & Telgarsky (ICML 2024), depth ⌊log₂ k⌋ + 2, as pointer
+    doubling. Positions are counted with a BOS token (id ``n_letters``) in front, so letter t sits
+    at position t + 1 and position 0 stands for NONE; p(t) is the one-hop pointer, p^{2^i} = P_i.
+
+    * Layer 1: t attends to the latest earlier s with the same letter (to BOS if there is none)
+      and writes P_0(t) = onehot(s + 1) (onehot(0) from BOS). Logits: ``match`` for the same letter,
+      match/2 for BOS, SHARP·s for recency, −match for t itself.
+    * Layer l ≥ 2 (i = l − 2): t attends to P_i(t) and copies two registers from there: its pointer,
+      giving P_{i+1}(t) = P_i(P_i(t)) (doubling), and, if bit i of k is set, its letter register
+      A, which holds x[p^a(t)] after a hops (the token itself at a = 0, NONE at BOS): then
+      A(t) ← A(P_i(t)) = x[p^{a+2^i}(t)]. After the last layer a = k.
+    * The unembedding reads the last letter register (NONE = ``n_letters`` is a label like the rest).
+
+    Every register is its own block of channels, so the MLPs are zero (each layer's attention
+    alone does the work). ``max_len`` is the longest letter sequence; the model has
+    ``max_len + 1`` positions. Width: 3 + (L + 1)·(max_len + 1) + (1 + popcount k)·(n_letters + 1)
+    channels, one head, d_mlp = 1 (zero). Runs in float64: layer 1's logits grow with max_len
+    (``match`` ≈ 2·SHARP·max_len, ~4·10³ at 48), and the float32 rounding of layer norm's mean next
+    to ±C, multiplied by them, eats into the SHARP margin as max_len grows (float32 is still exact
+    at max_len 48; float64 keeps the margin for longer inputs).
+    Raises ValueError unless 1 ≤ k ≤ 2^{L−1} − 1 (:func:`khop_reach`).
+    """
+    n_letters = check_int(n_letters, "n_letters", minimum=2)
+    n_layers = check_int(n_layers, "n_layers")
+    max_len = check_int(max_len, "max_len")
+    k = check_int(k, "k", minimum=1)
+    if k > khop_reach(n_layers):
+        raise ValueError(f"k={k} is beyond the reach 2^(n_layers−1) − 1 = {khop_reach(n_layers)} "
+                         f"of n_layers={n_layers} layers: pointer doubling needs n_layers ≥ ⌊log₂ k⌋ + 2")
+    n_pos, n_labels, bos = max_len + 1, n_letters + 1, n_letters  # label NONE = n_letters = BOS's id
+    layout = _stream_layout(n_pos)  # one-hot positions
+    ptr = [layout.add(f"ptr{i}", n_pos) for i in range(n_layers)]  # P_i(t), one-hot (P_{L−1} unused)
+    letters = [layout.add("letter0", n_labels)]  # A after 0 hops: the token (NONE at BOS)
+    for i in range(n_layers - 1):
+        if k >> i & 1:
+            letters.append(layout.add(f"letter{len(letters)}", n_labels))
+    model = _blank_model(layout, n_labels, n_pos, n_layers, d_mlp=1, positions=torch.eye(n_pos))
+    d = layout.width
+    scale = math.sqrt(d)  # one head: d_attn = d (Alg. 4, line 6 divides the scores by √d_attn)
+    match = 2 * SHARP * (n_pos + 1)  # above every recency logit SHARP·s by 2·SHARP
+    with torch.no_grad():
+        model.embedding.token.weight[torch.arange(n_labels), letters[0].start + torch.arange(n_labels)] = 1.0
+        # Layer 1: query/key coordinates [letter (n_labels) | position (n_pos) | recency (1)]
+        attn = model.layers[0].attn
+        letter, pos, recency = torch.arange(n_labels), n_labels + torch.arange(n_pos), n_labels + n_pos
+        attn.W_q[0, letter[:-1], letters[0].start + letter[:-1]] = match * scale  # the same letter: +match
+        attn.b_q[0, bos] = match / 2 * scale  # BOS (the NONE coordinate of the key) scores match/2
+        attn.W_q[0, pos, layout["pos"]] = -match * scale * torch.eye(n_pos)  # not t itself
+        attn.b_q[0, recency] = SHARP * scale  # the latest match wins by SHARP
+        attn.W_k[0, letter, letters[0]] = torch.eye(n_labels)
+        attn.W_k[0, pos, layout["pos"]] = torch.eye(n_pos)
+        attn.W_k[0, recency, layout["pos"]] = torch.arange(n_pos, dtype=torch.float)
+        attn.W_v[0, :n_pos, layout["pos"]] = torch.eye(n_pos)  # the value: the position s read …
+        shift = torch.diag(torch.ones(n_pos - 1), -1)  # … written as s + 1 (onehot(s) ↦ onehot(s + 1))
+        shift[0, 0], shift[1, 0] = 1.0, 0.0  # BOS (NONE) stays 0
+        attn.W_o[ptr[0], :n_pos] = shift
+        # Layers l ≥ 2: attend to P_i(t); copy its pointer (doubling) and maybe its letter register
+        a = 0  # letters[a] holds the letter after the hops counted so far
+        for i, layer in enumerate(model.layers[1:]):
+            attn = layer.attn
+            attn.W_q[0, :n_pos, ptr[i]] = SHARP * scale * torch.eye(n_pos)  # score SHARP at s = P_i(t)
+            attn.W_k[0, :n_pos, layout["pos"]] = torch.eye(n_pos)
+            attn.W_v[0, :n_pos, ptr[i]] = torch.eye(n_pos)
+            attn.W_o[ptr[i + 1], :n_pos] = torch.eye(n_pos)
+            if k >> i & 1:
+                attn.W_v[0, n_pos:n_pos + n_labels, letters[a]] = torch.eye(n_labels)
+                attn.W_o[letters[a + 1], n_pos:n_pos + n_labels] = torch.eye(n_labels)
+                a += 1
+        model.unembedding.W_u[torch.arange(n_labels), letters[a].start + torch.arange(n_labels)] = READOUT
+        _balance_writes(model, layout)
+    model.layout = layout
+    return model.double().eval()
+
+
+@torch.no_grad()
+def khop_predictions(model: DTransformer, x: torch.Tensor, chunk: int = 200) -> torch.Tensor:
+    """``(batch, ℓ)``: the compiled k-hop model's label at every position of the letters ``x``
+    (a letter, or NONE = ``n_letters``), to compare with ``tasks.khop.targets(x, k, n_letters)``.
+    BOS is added here; ``x`` is at most the ``max_len`` the model was compiled for."""
+    n_letters = model.config.vocab_size - 1
+    x = check_tokens(x, name="x", vocab_size=n_letters, max_len=model.config.max_len - 1)
+    x = torch.cat([torch.full_like(x[:, :1], n_letters), x], dim=1)
+    return torch.cat([model(xs)[:, 1:].argmax(-1) for xs in x.split(chunk)])
