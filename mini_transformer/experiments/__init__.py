@@ -107,6 +107,28 @@ def check_selection(values, name: str, allowed, scale: str) -> tuple | None:
     return tuple(values)
 
 
+def sizes_seeds_main(name: str, doc: str, scales, run, argv=None) -> Path:
+    """The command line of a script whose ``run(config, out, sizes=, seeds=, device=, checkpoints=,
+    checkpoint_every=)`` trains one (model size, seed) at a time, resumably: ``--scale``, ``--out``,
+    ``--threads``, ``--sizes``, ``--seeds`` (only these of the scale), ``--checkpoints DIR`` and
+    ``--checkpoint-every``; writes ``results/<name>_<scale>.json`` (or ``--out``) and returns its path."""
+    def extra(parser):
+        parser.add_argument("--sizes", nargs="*", default=None, help="only these sizes (default: all)")
+        parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: all)")
+        parser.add_argument("--checkpoints", type=Path, default=None,
+                            help="directory for mid-run checkpoints: a killed run goes on from the last one")
+        parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
+
+    args, device = script_arguments(doc, scales, argv, extra)
+    out = args.out or RESULTS / f"{name}_{args.scale}.json"
+    config = scales[args.scale]
+    run(config, out, sizes=check_selection(args.sizes, "--sizes", [size.name for size in config.sizes], args.scale),
+        seeds=check_selection(args.seeds, "--seeds", config.seeds, args.scale), device=device,
+        checkpoints=args.checkpoints, checkpoint_every=args.checkpoint_every)
+    print(f"wrote {out}")
+    return out
+
+
 def seeds_main(name: str, doc: str, scales, run, argv=None) -> Path:
     """The command line of a script whose ``run(config, out, device, scale=, seeds=)`` trains one
     seed at a time: ``--scale``, ``--out``, ``--threads`` and ``--seeds`` (only these seeds of the

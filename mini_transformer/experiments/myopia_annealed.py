@@ -33,7 +33,7 @@ import torch
 from ..analysis.baselines import ngram_log_loss
 from ..serialization import save_model
 from ..tasks.shakespeare import fixed_windows, shakespeare
-from . import RESULTS, check_selection, load_result, read_previous, script_arguments, write_atomic
+from . import RESULTS, load_result, read_previous, sizes_seeds_main, write_atomic
 from .myopia_gap import ModelSize, Phases, _locked, _summary, build, future_token_probes, probe_baselines, train_run
 
 ARMS = ("vanilla", "myopic")
@@ -141,21 +141,7 @@ def load(path: str | Path | None = None) -> dict:
 
 
 def main(argv=None) -> Path:
-    def selection(parser):
-        parser.add_argument("--sizes", nargs="*", default=None, help="only these sizes (default: all)")
-        parser.add_argument("--seeds", nargs="*", type=int, default=None, help="only these seeds (default: all)")
-        parser.add_argument("--checkpoints", type=Path, default=None,
-                            help="directory for mid-run checkpoints: a killed run goes on from the last one")
-        parser.add_argument("--checkpoint-every", type=int, default=1000, help="steps between checkpoints")
-
-    args, device = script_arguments(__doc__, SCALES, argv, extra=selection)
-    out = args.out or RESULTS / f"myopia_annealed_{args.scale}.json"
-    config = SCALES[args.scale]
-    run(config, out, sizes=check_selection(args.sizes, "--sizes", [size.name for size in config.sizes], args.scale),
-        seeds=check_selection(args.seeds, "--seeds", config.seeds, args.scale), device=device,
-        checkpoints=args.checkpoints, checkpoint_every=args.checkpoint_every)
-    print(f"wrote {out}")
-    return out
+    return sizes_seeds_main("myopia_annealed", __doc__, SCALES, run, argv)
 
 
 if __name__ == "__main__":
