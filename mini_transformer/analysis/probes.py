@@ -115,3 +115,34 @@ def project_out(states: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"direction must have shape ({states.shape[-1]},), got {tuple(direction.shape)}")
     u = direction.to(states.dtype) / direction.norm()
     return states - (states @ u)[..., None] * u
+
+
+def softmax_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                  test_labels: torch.Tensor, n_classes: int, l2: float = 1e-4,
+                  max_iter: int = 200) -> tuple[torch.Tensor, torch.Tensor]:
+    """A softmax probe: multinomial logistic regression from ``features (n, d)`` to ``labels (n,)``,
+    fitted by L-BFGS on the training rows (features standardised with the training rows' mean and
+    spread; penalty ``l2``·‖W‖²). Returns, for every held-out row, its log loss in nats and whether
+    the probe's most likely class is the true one (``(n_test,)`` each)."""
+    for name, labels in (("train_labels", train_labels), ("test_labels", test_labels)):
+        if labels.dtype not in (torch.int64, torch.int32) or labels.min() < 0 or labels.max() >= n_classes:
+            raise ValueError(f"{name} must be integer classes in [0, {n_classes}), got dtype {labels.dtype}")
+    mean, spread = train_features.mean(0), train_features.std(0).clamp_min(1e-6)
+    X, Z = (train_features - mean) / spread, (test_features - mean) / spread
+    X, Z = (torch.cat([A.double(), torch.ones(len(A), 1, dtype=torch.float64)], 1) for A in (X.cpu(), Z.cpu()))
+    y = train_labels.long().cpu()
+    W = torch.zeros(X.shape[1], n_classes, dtype=torch.float64, requires_grad=True)
+    optimiser = torch.optim.LBFGS([W], max_iter=max_iter, line_search_fn="strong_wolfe")
+
+    def closure():
+        optimiser.zero_grad()
+        loss = torch.nn.functional.cross_entropy(X @ W, y) + l2 * (W[:-1] ** 2).sum()
+        loss.backward()
+        return loss
+
+    with torch.enable_grad():
+        optimiser.step(closure)
+    with torch.no_grad():
+        logits = Z @ W
+        nll = torch.nn.functional.cross_entropy(logits, test_labels.long().cpu(), reduction="none")
+        return nll.float(), (logits.argmax(1) == test_labels.cpu()).float()
