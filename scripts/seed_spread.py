@@ -194,7 +194,7 @@ def main(argv=None) -> None:
     if args.chapters:
         paths = [p for p in paths if p.name[:2] in args.chapters]
         if not paths:
-            raise ValueError(f"--chapters {args.chapters} matches no notebook in chapters/")
+            raise ValueError(f"--chapters takes two-digit chapter prefixes such as 05; {args.chapters} matches no notebook in chapters/")
     results = json.loads(args.output.read_text()) if args.output.exists() else {}
     if args.threads is not None and args.threads < 1:
         raise ValueError(f"--threads must be >= 1, got {args.threads}")
