@@ -72,9 +72,12 @@ def test_witten_bell_ngrams_match_a_direct_count_and_improve_with_order():
     # a Markov chain of order 2 over 5 symbols: higher orders must help up to 3, not beyond much
     table = torch.rand(5, 5, 5, generator=g) ** 4
     table = table / table.sum(-1, keepdim=True)
+    # sample the chain by inverse transform: one uniform per step, a 5-way search instead of a multinomial call
+    cumulative, uniforms = table.cumsum(-1), torch.rand(20000, generator=g).tolist()
     seq = [0, 1]
-    for _ in range(20000):
-        seq.append(int(torch.multinomial(table[seq[-2], seq[-1]], 1, generator=g)))
+    for u in uniforms:
+        row = cumulative[seq[-2], seq[-1]].tolist()
+        seq.append(next((k for k, c in enumerate(row) if u < c), 4))
     seq = torch.tensor(seq)
     train, val = seq[:15000], seq[15000:]
     losses = [witten_bell_log_loss(train, val, 5, n) for n in (1, 2, 3, 4)]
