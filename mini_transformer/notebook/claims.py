@@ -186,18 +186,19 @@ class Claims:
 
 
 def describe(claim: Claim) -> str:
-    """``value 0.412 > 0.300 by 5.1 SE (se 0.022: samples 0.015, seeds 0.016)``; a claim on the mean
-    over seeds says ``mean of 3 seeds 0.405``."""
+    """``value 0.412 > 0.300 by 5.1 SE (se 0.022: in run 0.015, page seeds 0.016)``: the error measured in
+    the run (from its samples, or from the seeds of a result file it reads) and the spread of the page's
+    recorded seeds; a claim on the mean over seeds says ``mean of 3 seeds 0.405``."""
     sides = []
     if claim.above is not None:
         sides.append(f"> {claim.above:.4g}")
     if claim.below is not None:
         sides.append(f"< {claim.below:.4g}")
-    seeds = "" if claim.se_seeds is None else f", seeds {claim.se_seeds:.2g}"
+    seeds = "" if claim.se_seeds is None else f", page seeds {claim.se_seeds:.2g}"
     tested = claim.value if claim.tested is None else claim.tested
     what = f"mean of {claim.n_seeds} seeds {tested:.4g}" if claim.mode == "mean" else f"value {tested:.4g}"
     return (f"{what} {' and '.join(sides)} by {claim.margin:.1f} SE "
-            f"(se {claim.se:.2g}: samples {claim.se_sample:.2g}{seeds})")
+            f"(se {claim.se:.2g}: in run {claim.se_sample:.2g}{seeds})")
 
 
 def recorded_claims(chapter: str, path: str | Path | None = None, field: str | None = "value") -> dict[str, dict]:
