@@ -1,11 +1,10 @@
-"""What a language model's top state at position t says about the characters after t + 1 (chapter 6).
+"""What a language model's final state at position t says about the characters after t + 1 (chapter 6).
 
-Softmax probes read the top residual state; every score is on held-out windows and comes per window,
-so callers can put a standard error on it. Two comparisons make a probe result mean something:
+Softmax probes read the state the unembedding reads (the final layer norm's output at position t);
+every score is on held-out windows and comes per window, so callers can put a standard error on it. Two comparisons make a probe result mean something:
 
-* for x_{t+1}, the model's own prediction is the ceiling (its unembedding *is* a softmax probe on the
-  normalised top state), so a probe that falls far below it is a weak probe, not a state without the
-  information;
+* for x_{t+1}, the model's own prediction is the ceiling (its unembedding *is* a softmax probe on that
+  state), so a fitted probe that falls far below it is a weak probe, not a state without the information;
 * for x_{t+2}, a state that knows x_{t+1} perfectly already says a lot about x_{t+2}. What the state
   holds *beyond* the next character is measured by a probe on the state joined with one-hot(x_{t+1})
   against a probe on one-hot(x_{t+1}) alone.
@@ -15,7 +14,8 @@ from __future__ import annotations
 
 import torch
 
-from ..models import device_of, trace
+from ..hooks import hooked
+from ..models import device_of
 from ..training import token_losses
 from .probes import softmax_probe
 
@@ -23,10 +23,13 @@ READOUTS = ("model_t1", "probe_t1", "next_only_t2", "joined_t2")
 
 
 @torch.no_grad()
-def top_states(model, windows: torch.Tensor) -> torch.Tensor:
-    """``(n, ℓ, d)``: the top residual state (after the last layer, before the final layer norm)."""
-    _, stream = trace(model, windows.to(device_of(model)))
-    return stream.layer(stream.n_layers).cpu()
+def readout_states(model, windows: torch.Tensor) -> torch.Tensor:
+    """``(n, ℓ, d)``: the final layer norm's output, read at the ``final_ln`` hook point: the state the
+    unembedding reads, so a softmax probe on it can match the model's own prediction."""
+    kept = []
+    with hooked(model, {"final_ln": lambda X: kept.append(X.detach().cpu())}):
+        model(windows.to(device_of(model)))
+    return kept[0]
 
 
 def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict[str, dict[str, torch.Tensor]]:
@@ -34,9 +37,9 @@ def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict
     over positions t = 0 … ℓ−3 of the log loss (nats) and the top-1 accuracy of:
 
     ``model_t1``      the model's own prediction of x_{t+1} (the ceiling for ``probe_t1``);
-    ``probe_t1``      a softmax probe on the top state at t, for x_{t+1};
+    ``probe_t1``      a softmax probe on the state at t, for x_{t+1};
     ``next_only_t2``  a softmax probe on one-hot(x_{t+1}) alone, for x_{t+2};
-    ``joined_t2``     a softmax probe on [top state at t, one-hot(x_{t+1})], for x_{t+2}.
+    ``joined_t2``     a softmax probe on [state at t, one-hot(x_{t+1})], for x_{t+2}.
 
     Returns ``{readout: {"loss": (n_score,), "accuracy": (n_score,)}}``."""
     if windows.dim() != 2 or windows.shape[1] < 4:
@@ -46,7 +49,7 @@ def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict
     V, n = model.config.vocab_size, windows.shape[1]
     half, m = len(windows) // 2, n - 2  # positions t = 0 … n − 3 have both x_{t+1} and x_{t+2}
     windows = windows.cpu()
-    states = top_states(model, windows)[:, :m]
+    states = readout_states(model, windows)[:, :m]
     t1, t2 = windows[:, 1:m + 1], windows[:, 2:m + 2]
     next_one_hot = torch.nn.functional.one_hot(t1, V).float()
     d = states.shape[-1]

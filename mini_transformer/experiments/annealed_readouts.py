@@ -4,8 +4,8 @@ For every model that :mod:`.myopia_annealed` saved (``<size>-seed<seed>-<mode>.p
 file), this script computes, per held-out window:
 
 * :func:`~mini_transformer.analysis.future_tokens.future_token_readout`: the model's own loss and top-1
-  on x_{t+1}, a softmax probe on the top state for x_{t+1}, and for x_{t+2} a probe on one-hot(x_{t+1})
-  alone against one on the top state joined with it;
+  on x_{t+1}, a softmax probe for x_{t+1} on the final state (what the unembedding reads), and for
+  x_{t+2} a probe on one-hot(x_{t+1}) alone against one on the final state joined with it;
 * :func:`~mini_transformer.analysis.copying.repetition_gain`: the loss on a text segment after itself
   against after another segment.
 

@@ -5,8 +5,9 @@ The format is chapter 4's written one with the written running products replaced
 (:func:`~mini_transformer.tasks.permutations.with_thoughts`): g_1 θ_1 g_2 θ_2 … g_K, and the answer
 s_K = g_K ∘ … ∘ g_1 is read after g_K (logits over the six s tokens). A thought θ_t receives
 layer_norm(X_top) at the position of g_t (:func:`~mini_transformer.analysis.thoughts.think`), the vector
-that the written format would decode into the token s_t. One layer composes one pair per pass, so
-without thoughts this depth gets no further than chapter 4's silent model.
+that the written format would decode into the token s_t. Chapter 4's trained one-layer silent model
+reaches only short K at this width and budget (S3 has a constant-depth shortcut, so that is not a
+bound of depth alone); each thought adds one pass through the layer.
 
 Arms (every arm trains the same total number of steps, AdamW, cosine schedule per stage):
 
