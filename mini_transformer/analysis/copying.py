@@ -4,10 +4,11 @@ stretch has just appeared in its context.
 Each test window is a segment A of real text placed twice, A + A; its control is B + A, the same
 segment after a different one, B. Both have a seam between their halves and put A's characters at the
 same positions, so the difference of the losses on the second half is what the repetition alone is
-worth. A model that finds where the current character occurred before and reads the character after
-it predicts the repeat exactly: in transformers that is the induction circuit (Olsson et al., 2022). Its
-first half, a previous-token head that writes at every position s which character came before s, is a
-feature computed at s that pays off only later: the standard candidate for pre-caching.
+worth. A model that finds where the current character occurred before and reads the character after it
+predicts the repeat exactly: in transformers that is the induction circuit (Olsson et al., 2022), whose
+first half is a previous-token head that writes at every position s which character came before s.
+(At the character level that feature also helps predict x_{s+1}, so it is partly a breadcrumb: the
+test says whether the mechanism exists, not by itself which gradient built it.)
 """
 
 from __future__ import annotations
