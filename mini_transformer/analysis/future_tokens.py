@@ -19,15 +19,16 @@ from ..models import device_of
 from ..training import token_losses
 from .probes import softmax_probe
 
-READOUTS = ("model_t1", "probe_t1", "next_only_t2", "joined_t2")
+READOUTS = ("model_t1", "probe_t1", "next_only_t2", "joined_t2", "read_t1", "read_joined_t2")
 
 
 @torch.no_grad()
-def readout_states(model, windows: torch.Tensor) -> torch.Tensor:
-    """``(n, ℓ, d)``: the final layer norm's output, read at the ``final_ln`` hook point: the state the
-    unembedding reads, so a softmax probe on it can match the model's own prediction."""
+def readout_states(model, windows: torch.Tensor, point: str = "final_ln") -> torch.Tensor:
+    """``(n, ℓ, d)``: the tensor at hook point ``point``: by default the final layer norm's output, the
+    state the unembedding reads (so a softmax probe on it can match the model's own prediction); with
+    ``point=f"L{L - 1}.mlp"`` the stream after layer L − 1, the last state that later positions read."""
     kept = []
-    with hooked(model, {"final_ln": lambda X: kept.append(X.detach().cpu())}):
+    with hooked(model, {point: lambda X: kept.append(X.detach().cpu())}):
         model(windows.to(device_of(model)))
     return kept[0]
 
@@ -39,7 +40,10 @@ def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict
     ``model_t1``      the model's own prediction of x_{t+1} (the ceiling for ``probe_t1``);
     ``probe_t1``      a softmax probe on the state at t, for x_{t+1};
     ``next_only_t2``  a softmax probe on one-hot(x_{t+1}) alone, for x_{t+2};
-    ``joined_t2``     a softmax probe on [state at t, one-hot(x_{t+1})], for x_{t+2}.
+    ``joined_t2``     a softmax probe on [state at t, one-hot(x_{t+1})], for x_{t+2};
+    ``read_t1``, ``read_joined_t2``: the same two probes on the stream after layer L − 1 (the input
+                      state for L = 1), the last state that later positions read: pre-caching must live
+                      there (or earlier), not in the final state.
 
     Returns ``{readout: {"loss": (n_score,), "accuracy": (n_score,)}}``."""
     if windows.dim() != 2 or windows.shape[1] < 4:
@@ -50,6 +54,8 @@ def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict
     half, m = len(windows) // 2, n - 2  # positions t = 0 … n − 3 have both x_{t+1} and x_{t+2}
     windows = windows.cpu()
     states = readout_states(model, windows)[:, :m]
+    L = model.config.n_layers
+    read = readout_states(model, windows, f"L{L - 1}.mlp" if L > 1 else "X0")[:, :m]  # what later positions read
     t1, t2 = windows[:, 1:m + 1], windows[:, 2:m + 2]
     next_one_hot = torch.nn.functional.one_hot(t1, V).float()
     d = states.shape[-1]
@@ -67,4 +73,6 @@ def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict
                          "accuracy": (logits[:, :m].argmax(-1) == t1[half:]).float().mean(1)},
             "probe_t1": probe(states, t1),
             "next_only_t2": probe(next_one_hot, t2),
-            "joined_t2": probe(torch.cat([states, next_one_hot], -1), t2)}
+            "joined_t2": probe(torch.cat([states, next_one_hot], -1), t2),
+            "read_t1": probe(read, t1),
+            "read_joined_t2": probe(torch.cat([read, next_one_hot], -1), t2)}

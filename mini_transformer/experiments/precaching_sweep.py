@@ -9,6 +9,7 @@ positions that need the past and on the copy positions). The recipe is chapter 5
 lr 3e-3, cosine decay after a warm-up of a tenth of the steps, gradient clipping at 1.
 
     python -m mini_transformer.experiments.precaching_sweep --scale small   # the committed file, CPU
+    python -m mini_transformer.experiments.precaching_sweep --scale lr1e-3  # p = 1, 800 steps, lr 1e-3
 """
 
 from __future__ import annotations
@@ -56,6 +57,9 @@ SCALES = {
     "tiny": SweepConfig(ps=(0.5, 1.0), budgets=(5, 10), d_model=16, length=16, window=3, seeds=(0,), n_eval=64),
     "small": SweepConfig(),
     "full": SweepConfig(budgets=(4000, 20000), window=10, frequency=10.0, length=64, d_model=128),
+    # the main pair's setting (p = 1, 800 steps) at lower peak learning rates: does the myopic arm settle?
+    "lr1e-3": SweepConfig(ps=(1.0,), budgets=(800,), lr=1e-3),
+    "lr3e-4": SweepConfig(ps=(1.0,), budgets=(800,), lr=3e-4),
 }
 
 
