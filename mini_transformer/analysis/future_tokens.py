@@ -35,15 +35,15 @@ def readout_states(model, windows: torch.Tensor, point: str = "final_ln") -> tor
 
 def future_token_readout(model, windows: torch.Tensor, l2: float = 1e-4) -> dict[str, dict[str, torch.Tensor]]:
     """Per held-out window (the second half of ``windows``; the first half fits the probes), the mean
-    over positions t = 0 … ℓ−3 of the log loss (nats) and the top-1 accuracy of:
+    over positions t = 0 … ℓ−3 of the log loss (nats) and the top-1 accuracy of each readout:
 
-    ``model_t1``      the model's own prediction of x_{t+1} (the ceiling for ``probe_t1``);
-    ``probe_t1``      a softmax probe on the state at t, for x_{t+1};
-    ``next_only_t2``  a softmax probe on one-hot(x_{t+1}) alone, for x_{t+2};
-    ``joined_t2``     a softmax probe on [state at t, one-hot(x_{t+1})], for x_{t+2};
-    ``read_t1``, ``read_joined_t2``: the same two probes on the stream after layer L − 1 (the input
-                      state for L = 1), the last state that later positions read: pre-caching must live
-                      there (or earlier), not in the final state.
+    * ``model_t1``: the model's own prediction of x_{t+1} (the ceiling for ``probe_t1``);
+    * ``probe_t1``: a softmax probe on the final state at t, for x_{t+1};
+    * ``next_only_t2``: a softmax probe on one-hot(x_{t+1}) alone, for x_{t+2};
+    * ``joined_t2``: a softmax probe on [final state at t, one-hot(x_{t+1})], for x_{t+2};
+    * ``read_t1``, ``read_joined_t2``: the same two probes on the stream after layer L − 1 (the input
+      state for L = 1), the last state that later positions read: pre-caching must live there (or
+      earlier), not in the final state.
 
     Returns ``{readout: {"loss": (n_score,), "accuracy": (n_score,)}}``."""
     if windows.dim() != 2 or windows.shape[1] < 4:
