@@ -23,3 +23,12 @@ def randomize_(model: torch.nn.Module, scale: float = 0.5) -> torch.nn.Module:
         for p in model.parameters():
             p.copy_(torch.randn_like(p) * scale)
     return model
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One torch thread for a module of many tiny float64 products (faster); the setting is restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,13 +11,7 @@ from mini_transformer.models import DTransformer
 from mini_transformer.tasks import permutations as P
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """These tests run many tiny float64 products, faster on one thread; the setting is restored after."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py: many tiny float64 products
 
 
 def first_wrong(accuracy: torch.Tensor) -> int:
